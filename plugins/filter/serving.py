@@ -1,0 +1,131 @@
+# -*- coding: utf-8 -*-
+# Copyright: tritonfleet maintainers
+# Apache License 2.0 (see galaxy.yml)
+"""Filters that lay out Triton server instances on a host.
+
+Every instance needs its own HTTP, gRPC and metrics port, its own Python
+backend shared-memory prefix and (in gpu mode) its own GPUs. Computing these
+from a base and an index, in one place, is what keeps several servers on one
+host from colliding; `triton_instance_conflicts` proves it before anything
+starts.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible.errors import AnsibleFilterError
+
+PORT_KINDS = ("http_port", "grpc_port", "metrics_port")
+OVERRIDABLE = PORT_KINDS + ("name", "shm_region_prefix", "gpus")
+
+
+def _as_int(value, what):
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise AnsibleFilterError("%s must be an integer, got %r" % (what, value))
+
+
+def triton_instances(count, http_port_base=8000, grpc_port_base=8001, metrics_port_base=8002,
+                     port_stride=10, shm_region_prefix="tritonfleet", name_prefix="triton",
+                     gpu_ids=None, gpus_per_instance=0, overrides=None):
+    """Return one dict per server instance.
+
+    Instance ``i`` listens on ``<kind>_port_base + i * port_stride`` and uses the
+    shared-memory prefix ``<shm_region_prefix><i>_`` (the Python backend
+    appends its own suffixes after it). In gpu mode instance ``i`` gets the
+    ``gpus_per_instance`` GPUs starting at ``gpu_ids[i * gpus_per_instance]``.
+    ``overrides`` is a list of dicts with an ``index`` key and any of
+    name/http_port/grpc_port/metrics_port/shm_region_prefix/gpus, for users
+    who must pin one instance to a specific port.
+    """
+    count = _as_int(count, "servers count")
+    stride = _as_int(port_stride, "port_stride")
+    if count < 1:
+        raise AnsibleFilterError("servers count must be at least 1, got %d" % count)
+    gpu_ids = [_as_int(g, "GPU index") for g in (gpu_ids or [])]
+    per = _as_int(gpus_per_instance, "gpus_per_instance")
+
+    by_index = {}
+    for item in overrides or []:
+        if not isinstance(item, dict) or "index" not in item:
+            raise AnsibleFilterError("each instance override needs an 'index' key, got %r" % (item,))
+        unknown = set(item) - set(OVERRIDABLE) - {"index"}
+        if unknown:
+            raise AnsibleFilterError("instance override %r has unknown keys %s; allowed: %s"
+                                     % (item["index"], sorted(unknown), ", ".join(OVERRIDABLE)))
+        by_index[_as_int(item["index"], "override index")] = item
+
+    instances = []
+    for i in range(count):
+        inst = {
+            "index": i,
+            "name": "%s%d" % (name_prefix, i),
+            "http_port": _as_int(http_port_base, "http_port_base") + i * stride,
+            "grpc_port": _as_int(grpc_port_base, "grpc_port_base") + i * stride,
+            "metrics_port": _as_int(metrics_port_base, "metrics_port_base") + i * stride,
+            "shm_region_prefix": "%s%d_" % (shm_region_prefix, i),
+            "gpus": gpu_ids[i * per:(i + 1) * per] if per > 0 else [],
+        }
+        override = dict(by_index.get(i, {}))
+        override.pop("index", None)
+        inst.update(override)
+        for kind in PORT_KINDS:
+            inst[kind] = _as_int(inst[kind], "%s of %s" % (kind, inst["name"]))
+        instances.append(inst)
+    return instances
+
+
+def triton_instance_conflicts(instances, host_gpu_ids=None):
+    """Return human-readable problems with a list of instances (empty when fine).
+
+    Checks ports across all three kinds (an HTTP port of one instance equal to
+    the metrics port of another collides just the same), the valid port range,
+    shared-memory prefixes (one prefix being a prefix of another lets the
+    backends of two servers open each other's regions), names, and, when
+    ``host_gpu_ids`` is given, that every pinned GPU exists on the host.
+    """
+    problems = []
+    owners = {}
+    for inst in instances:
+        for kind in PORT_KINDS:
+            port = inst[kind]
+            if not 1 <= port <= 65535:
+                problems.append("%s: %s %d is outside 1-65535" % (inst["name"], kind, port))
+            if port in owners:
+                problems.append("%s: %s %d is already used as %s of %s"
+                                % (inst["name"], kind, port, owners[port][1], owners[port][0]))
+            else:
+                owners[port] = (inst["name"], kind)
+    names = {}
+    for inst in instances:
+        if inst["name"] in names:
+            problems.append("instance name %s is used twice" % inst["name"])
+        names[inst["name"]] = inst
+    prefixes = [(inst["name"], inst["shm_region_prefix"]) for inst in instances]
+    for a_pos, (a_name, a_prefix) in enumerate(prefixes):
+        if not a_prefix:
+            problems.append("%s: shm_region_prefix is empty" % a_name)
+            continue
+        for b_name, b_prefix in prefixes[a_pos + 1:]:
+            if b_prefix and (a_prefix.startswith(b_prefix) or b_prefix.startswith(a_prefix)):
+                problems.append("%s and %s: shm_region_prefix %r and %r overlap"
+                                % (a_name, b_name, a_prefix, b_prefix))
+    if host_gpu_ids is not None:
+        existing = set(int(g) for g in host_gpu_ids)
+        for inst in instances:
+            missing = [g for g in inst.get("gpus", []) if int(g) not in existing]
+            if missing:
+                problems.append("%s: GPU index %s does not exist on this host (GPUs: %s)"
+                                % (inst["name"], ", ".join(str(g) for g in missing),
+                                   ", ".join(str(g) for g in sorted(existing)) or "none"))
+    return problems
+
+
+class FilterModule(object):
+    def filters(self):
+        return {
+            "triton_instances": triton_instances,
+            "triton_instance_conflicts": triton_instance_conflicts,
+        }

@@ -1,0 +1,907 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2025, tritonfleet maintainers
+# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+# SPDX-License-Identifier: Apache-2.0
+
+"""Helpers shared by the tritonfleet.serving Triton modules.
+
+Contents:
+  * guarded imports of ``tritonclient`` (http and grpc) and ``numpy``;
+  * URL normalisation and a small client wrapper that hides the http/grpc
+    differences (per-call timeouts, JSON-shaped answers);
+  * a deadline and a poll-until loop on the monotonic clock;
+  * model state from the repository index;
+  * log helpers (bytes-safe tail, model load failures found in a log);
+  * process liveness (a zombie counts as exited);
+  * text generation through the TensorRT-LLM ensemble tensor contract, over
+    the gRPC streaming API and over HTTP (generate / generate_stream / infer).
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import errno
+import functools
+import json
+import os
+import re
+import time
+import traceback
+
+from ansible.module_utils.basic import missing_required_lib
+from ansible.module_utils.common.text.converters import to_native, to_text
+from ansible.module_utils.parsing.convert_bool import boolean
+from ansible.module_utils.six.moves import queue as _queue
+from ansible.module_utils.six.moves.urllib.error import HTTPError, URLError
+from ansible.module_utils.urls import open_url
+
+NUMPY_IMPORT_ERROR = None
+try:
+    import numpy as np
+    HAS_NUMPY = True
+except ImportError:
+    np = None
+    HAS_NUMPY = False
+    NUMPY_IMPORT_ERROR = traceback.format_exc()
+
+TRITONCLIENT_IMPORT_ERROR = None
+try:
+    from tritonclient.utils import InferenceServerException
+    HAS_TRITONCLIENT = True
+except ImportError:
+    HAS_TRITONCLIENT = False
+    TRITONCLIENT_IMPORT_ERROR = traceback.format_exc()
+
+    class InferenceServerException(Exception):  # noqa: N818 - mirrors tritonclient's name
+        pass
+
+TRITONCLIENT_HTTP_IMPORT_ERROR = None
+try:
+    import tritonclient.http as triton_http
+    HAS_TRITONCLIENT_HTTP = True
+except Exception:  # ImportError, or gevent/geventhttpclient failing to import
+    triton_http = None
+    HAS_TRITONCLIENT_HTTP = False
+    TRITONCLIENT_HTTP_IMPORT_ERROR = traceback.format_exc()
+
+TRITONCLIENT_GRPC_IMPORT_ERROR = None
+try:
+    import tritonclient.grpc as triton_grpc
+    HAS_TRITONCLIENT_GRPC = True
+except Exception:  # ImportError, or grpcio/protobuf failing to import
+    triton_grpc = None
+    HAS_TRITONCLIENT_GRPC = False
+    TRITONCLIENT_GRPC_IMPORT_ERROR = traceback.format_exc()
+
+
+PROTOCOLS = ('http', 'grpc')
+DEFAULT_PORTS = {'http': 8000, 'grpc': 8001}
+SECURE_SCHEMES = ('https', 'grpcs')
+KNOWN_SCHEMES = ('http', 'https', 'grpc', 'grpcs')
+
+
+class TritonError(Exception):
+    """An error talking to Triton; ``details`` carries partial results."""
+
+    def __init__(self, msg, **details):
+        super(TritonError, self).__init__(msg)
+        self.msg = msg
+        self.details = details
+
+
+def require_tritonclient(module, protocol, numpy_needed=False):
+    """fail_json with missing_required_lib() unless the client for ``protocol`` imports."""
+    if not HAS_TRITONCLIENT:
+        module.fail_json(msg=missing_required_lib('tritonclient[%s]' % protocol,
+                                                  url='https://pypi.org/project/tritonclient/'),
+                         exception=TRITONCLIENT_IMPORT_ERROR)
+    if protocol == 'http' and not HAS_TRITONCLIENT_HTTP:
+        module.fail_json(msg=missing_required_lib('tritonclient[http]',
+                                                  url='https://pypi.org/project/tritonclient/'),
+                         exception=TRITONCLIENT_HTTP_IMPORT_ERROR)
+    if protocol == 'grpc' and not HAS_TRITONCLIENT_GRPC:
+        module.fail_json(msg=missing_required_lib('tritonclient[grpc]',
+                                                  url='https://pypi.org/project/tritonclient/'),
+                         exception=TRITONCLIENT_GRPC_IMPORT_ERROR)
+    if numpy_needed and not HAS_NUMPY:
+        module.fail_json(msg=missing_required_lib('numpy'), exception=NUMPY_IMPORT_ERROR)
+
+
+def error_text(exc):
+    """A one-line description of an exception (tritonclient's own message when it has one)."""
+    msg = None
+    message = getattr(exc, 'message', None)
+    if callable(message):
+        try:
+            msg = message()
+        except Exception:
+            msg = None
+    if not msg:
+        msg = to_native(exc)
+    if not msg:
+        msg = exc.__class__.__name__
+    return ' '.join(to_text(msg).split())
+
+
+# --------------------------------------------------------------------------
+# URLs and clients
+# --------------------------------------------------------------------------
+
+class Endpoint(object):
+    """A normalised Triton endpoint.
+
+    ``address`` is what tritonclient wants (``host:port`` plus an optional
+    path prefix for http, never a scheme); ``base_url`` is the full URL for
+    humans and for raw HTTP requests.
+    """
+
+    def __init__(self, protocol, host, port, path='', ssl=False):
+        self.protocol = protocol
+        self.host = host
+        self.port = port
+        self.path = path
+        self.ssl = ssl
+
+    @property
+    def address(self):
+        return '%s:%d%s' % (self.host, self.port, self.path)
+
+    @property
+    def base_url(self):
+        if self.protocol == 'http':
+            scheme = 'https' if self.ssl else 'http'
+        else:
+            scheme = 'grpcs' if self.ssl else 'grpc'
+        return '%s://%s' % (scheme, self.address)
+
+    def __repr__(self):
+        return 'Endpoint(%s)' % self.base_url
+
+
+def normalize_url(url, protocol):
+    """Parse ``url`` for ``protocol`` ('http' or 'grpc') into an Endpoint.
+
+    Accepts ``host``, ``host:port``, ``[v6]:port`` and the same with an
+    ``http://``, ``https://``, ``grpc://`` or ``grpcs://`` scheme and a
+    trailing slash.  A missing URL means ``127.0.0.1`` and a missing port the
+    protocol's default (8000 http, 8001 grpc).  ``https``/``grpcs`` turn TLS
+    on.  A path prefix is kept for http (reverse proxies) and refused for grpc.
+    Raises ValueError.
+    """
+    if protocol not in PROTOCOLS:
+        raise ValueError('protocol must be one of %s, got %r' % (', '.join(PROTOCOLS), protocol))
+    text = to_text(url if url is not None else '').strip()
+    if not text:
+        text = '127.0.0.1'
+    ssl = False
+    match = re.match(r'^([A-Za-z][A-Za-z0-9+.-]*)://', text)
+    if match:
+        scheme = match.group(1).lower()
+        if scheme not in KNOWN_SCHEMES:
+            raise ValueError('unsupported URL scheme %r in %r (use http, https, grpc or grpcs)' % (scheme, url))
+        ssl = scheme in SECURE_SCHEMES
+        text = text[match.end():]
+    hostport, sep, path = text.partition('/')
+    path = ('/' + path).rstrip('/') if sep else ''
+    if path and protocol == 'grpc':
+        raise ValueError('a gRPC URL cannot have a path: %r' % (url,))
+    if not hostport:
+        raise ValueError('no host in URL %r' % (url,))
+    if hostport.startswith('['):
+        end = hostport.find(']')
+        if end < 0:
+            raise ValueError('unterminated IPv6 address in URL %r' % (url,))
+        host = hostport[:end + 1]
+        rest = hostport[end + 1:]
+        if rest and not rest.startswith(':'):
+            raise ValueError('cannot parse URL %r' % (url,))
+        port_text = rest[1:] if rest else ''
+    elif hostport.count(':') > 1:
+        raise ValueError('write IPv6 addresses in brackets, e.g. [::1]:8000; got %r' % (url,))
+    else:
+        host, dummy, port_text = hostport.partition(':')
+        if not host:
+            raise ValueError('no host in URL %r' % (url,))
+    if port_text:
+        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+            raise ValueError('invalid port %r in URL %r' % (port_text, url))
+        port = int(port_text)
+    else:
+        port = DEFAULT_PORTS[protocol]
+    return Endpoint(protocol, host, port, path, ssl)
+
+
+class TritonClient(object):
+    """http/grpc tritonclient behind one interface with JSON-shaped answers.
+
+    Every call takes an optional ``timeout`` (seconds); the grpc client gets
+    it as ``client_timeout``, the http client applies its connection/network
+    timeouts (set when it is built).  Errors propagate as raised by
+    tritonclient (InferenceServerException, socket errors ...).
+    """
+
+    def __init__(self, endpoint, request_timeout=5.0, verbose=False):
+        self.endpoint = endpoint
+        self.protocol = endpoint.protocol
+        self.request_timeout = request_timeout
+        if self.protocol == 'http':
+            self.raw = triton_http.InferenceServerClient(
+                url=endpoint.address, verbose=verbose, ssl=endpoint.ssl,
+                connection_timeout=request_timeout, network_timeout=request_timeout)
+        else:
+            self.raw = triton_grpc.InferenceServerClient(
+                url=endpoint.address, verbose=verbose, ssl=endpoint.ssl)
+
+    def _timeout(self, timeout):
+        return self.request_timeout if timeout is None else timeout
+
+    def live(self, timeout=None):
+        if self.protocol == 'grpc':
+            return bool(self.raw.is_server_live(client_timeout=self._timeout(timeout)))
+        return bool(self.raw.is_server_live())
+
+    def ready(self, timeout=None):
+        if self.protocol == 'grpc':
+            return bool(self.raw.is_server_ready(client_timeout=self._timeout(timeout)))
+        return bool(self.raw.is_server_ready())
+
+    def model_ready(self, name, version='', timeout=None):
+        version = to_text(version or '')
+        if self.protocol == 'grpc':
+            return bool(self.raw.is_model_ready(name, version, client_timeout=self._timeout(timeout)))
+        return bool(self.raw.is_model_ready(name, version))
+
+    def server_metadata(self, timeout=None):
+        if self.protocol == 'grpc':
+            data = self.raw.get_server_metadata(as_json=True, client_timeout=self._timeout(timeout))
+        else:
+            data = self.raw.get_server_metadata()
+        data = data or {}
+        return {
+            'name': data.get('name', ''),
+            'version': data.get('version', ''),
+            'extensions': list(data.get('extensions') or []),
+        }
+
+    def repository_index(self, timeout=None):
+        if self.protocol == 'grpc':
+            data = self.raw.get_model_repository_index(as_json=True, client_timeout=self._timeout(timeout))
+        else:
+            data = self.raw.get_model_repository_index()
+        return normalize_repository_index(data)
+
+    def close(self):
+        try:
+            self.raw.close()
+        except Exception:
+            pass
+
+
+def make_client(protocol, url, request_timeout=5.0, verbose=False):
+    """Build a TritonClient for ``url``/``protocol`` (see normalize_url)."""
+    return TritonClient(normalize_url(url, protocol), request_timeout=request_timeout, verbose=verbose)
+
+
+# --------------------------------------------------------------------------
+# Deadlines and polling
+# --------------------------------------------------------------------------
+
+class Deadline(object):
+    """An overall time budget on a monotonic clock."""
+
+    def __init__(self, timeout, clock=time.monotonic):
+        self.timeout = float(timeout)
+        self._clock = clock
+        self.start = clock()
+
+    def elapsed(self):
+        return self._clock() - self.start
+
+    def remaining(self):
+        return max(0.0, self.timeout - self.elapsed())
+
+    def expired(self):
+        return self.elapsed() >= self.timeout
+
+
+class PollResult(object):
+    def __init__(self, ok, value, elapsed, attempts):
+        self.ok = ok
+        self.value = value
+        self.elapsed = elapsed
+        self.attempts = attempts
+
+
+def poll_until(check, timeout=None, interval=0.25, deadline=None, clock=time.monotonic, sleep=time.sleep):
+    """Call ``check()`` until it returns a truthy value or the deadline passes.
+
+    ``check`` runs at least once.  Between attempts it sleeps ``interval``
+    seconds (never past the deadline).  Exceptions from ``check`` propagate,
+    which is how a caller stops early.  Returns a PollResult with the last
+    value, the elapsed seconds (float) and the number of attempts.
+    """
+    if deadline is None:
+        if timeout is None:
+            raise ValueError('poll_until needs a timeout or a deadline')
+        deadline = Deadline(timeout, clock=clock)
+    if interval <= 0:
+        raise ValueError('interval must be > 0')
+    attempts = 0
+    while True:
+        attempts += 1
+        value = check()
+        if value:
+            return PollResult(True, value, deadline.elapsed(), attempts)
+        remaining = deadline.remaining()
+        if remaining <= 0:
+            return PollResult(False, value, deadline.elapsed(), attempts)
+        sleep(min(interval, remaining))
+
+
+# --------------------------------------------------------------------------
+# Model states
+# --------------------------------------------------------------------------
+
+def normalize_repository_index(data):
+    """List of {name, version, state, reason} from an http (list) or grpc JSON ({models: [...]}) index.
+
+    Missing fields are None (Triton leaves ``version``/``state`` out for a
+    model that is in the repository but not loaded, e.g. in explicit mode).
+    """
+    if isinstance(data, dict):
+        data = data.get('models') or []
+    entries = []
+    for item in data or []:
+        if not isinstance(item, dict):
+            continue
+        entries.append({
+            'name': to_text(item.get('name') or ''),
+            'version': to_text(item['version']) if item.get('version') not in (None, '') else None,
+            'state': to_text(item['state']) if item.get('state') else None,
+            'reason': to_text(item.get('reason') or ''),
+        })
+    return entries
+
+
+def _version_key(entry):
+    version = entry.get('version') or ''
+    return (1, int(version)) if version.isdigit() else (0, 0)
+
+
+def model_status(index, name, version=None):
+    """The state of model ``name`` (optionally one ``version``) in a normalised index.
+
+    With no version: READY if any version is READY (the newest READY one is
+    reported), else the most telling non-ready entry (a load error before an
+    'unloaded' note).  ``index=None`` means the index could not be read.
+    Returns {name, version, state, reason}; ``ready`` is left to the caller.
+    """
+    version = to_text(version) if version not in (None, '') else None
+    if index is None:
+        return {'name': name, 'version': version, 'state': None, 'reason': 'model repository index not available'}
+    entries = [e for e in index if e['name'] == name and (version is None or e['version'] == version)]
+    if not entries:
+        where = ('version %s of %s' % (version, name)) if version else name
+        return {'name': name, 'version': version, 'state': None,
+                'reason': '%s is not in the model repository index' % where}
+    ready = [e for e in entries if e['state'] == 'READY']
+    if ready:
+        best = sorted(ready, key=_version_key)[-1]
+    else:
+        def telling(entry):
+            reason = (entry['reason'] or '').strip().lower()
+            return (1 if reason and reason != 'unloaded' else 0, _version_key(entry))
+        best = sorted(entries, key=telling)[-1]
+    return {'name': name, 'version': best['version'] if best['version'] else version,
+            'state': best['state'], 'reason': best['reason'] or ''}
+
+
+def is_load_failure(status):
+    """True when a status is a finished, failed load (UNAVAILABLE with an error reason)."""
+    reason = (status.get('reason') or '').strip().lower()
+    return status.get('state') == 'UNAVAILABLE' and bool(reason) and reason != 'unloaded'
+
+
+def one_line(text, limit=500):
+    """Collapse whitespace (Triton reasons carry tracebacks) and cap the length."""
+    text = ' '.join(to_text(text or '').split())
+    if len(text) > limit:
+        text = text[:limit - 3] + '...'
+    return text
+
+
+def describe_model(status):
+    """'name: STATE: reason' (version shown when known)."""
+    label = status['name']
+    if status.get('version'):
+        label = '%s (version %s)' % (label, status['version'])
+    state = status.get('state') or 'no state'
+    reason = one_line(status.get('reason'))
+    return '%s: %s: %s' % (label, state, reason) if reason else '%s: %s' % (label, state)
+
+
+# --------------------------------------------------------------------------
+# Logs and processes
+# --------------------------------------------------------------------------
+
+def tail_file(path, lines=40, block_size=8192, max_bytes=4 * 1024 * 1024):
+    """The last ``lines`` lines of ``path`` as text (undecodable bytes replaced).
+
+    Reads backwards in blocks, at most ``max_bytes``.  A missing or
+    unreadable file raises (OSError/IOError); callers decide what that means.
+    """
+    if lines <= 0:
+        return []
+    with open(path, 'rb') as handle:
+        handle.seek(0, os.SEEK_END)
+        end = handle.tell()
+        pos = end
+        chunks = []
+        newlines = 0
+        while pos > 0 and newlines <= lines and end - pos < max_bytes:
+            size = min(block_size, pos, max_bytes - (end - pos))
+            pos -= size
+            handle.seek(pos)
+            chunk = handle.read(size)
+            chunks.append(chunk)
+            newlines += chunk.count(b'\n')
+    data = b''.join(reversed(chunks))
+    text = data.decode('utf-8', 'replace')
+    result = text.splitlines()
+    if pos > 0 and result:
+        result = result[1:]  # the first line is probably cut
+    return [line.rstrip('\r') for line in result[-lines:]]
+
+
+_LOAD_FAILURE = re.compile(r"failed to load '(?P<name>[^']+)'(?: version (?P<version>\d+))?: (?P<reason>.*)$")
+
+
+def log_load_failures(lines):
+    """Model load failures found in Triton log lines: list of {name, version, reason} (last per model)."""
+    found = {}
+    order = []
+    for line in lines:
+        match = _LOAD_FAILURE.search(line)
+        if not match:
+            continue
+        reason = match.group('reason').strip()
+        if reason.endswith('"'):
+            reason = reason[:-1]
+        reason = reason.replace('\\n', '\n').replace('\\"', '"')
+        name = match.group('name')
+        if name not in found:
+            order.append(name)
+        found[name] = {'name': name, 'version': match.group('version'), 'reason': reason.strip()}
+    return [found[name] for name in order]
+
+
+def process_running(pid):
+    """True while process ``pid`` exists and is not a zombie."""
+    try:
+        os.kill(pid, 0)
+    except OSError as exc:
+        if getattr(exc, 'errno', None) != errno.EPERM:  # EPERM: it exists, owned by someone else
+            return False
+    try:
+        with open('/proc/%d/stat' % pid, 'rb') as handle:
+            stat = handle.read()
+        # the state follows the ')' that closes the command name
+        state = stat[stat.rindex(b')') + 2:stat.rindex(b')') + 3]
+        if state in (b'Z', b'X'):
+            return False
+    except (IOError, OSError, ValueError):
+        pass
+    return True
+
+
+# --------------------------------------------------------------------------
+# Text generation (TensorRT-LLM ensemble contract)
+# --------------------------------------------------------------------------
+
+# Optional inputs of upstream's ensemble that a caller may set, with their
+# Triton datatypes.  All are sent with shape [1, 1].
+GENERATION_PARAMETERS = {
+    'bad_words': 'BYTES',
+    'stop_words': 'BYTES',
+    'end_id': 'INT32',
+    'pad_id': 'INT32',
+    'top_k': 'INT32',
+    'top_p': 'FP32',
+    'temperature': 'FP32',
+    'length_penalty': 'FP32',
+    'repetition_penalty': 'FP32',
+    'presence_penalty': 'FP32',
+    'min_length': 'INT32',
+    'beam_width': 'INT32',
+    'random_seed': 'UINT64',
+    'return_log_probs': 'BOOL',
+}
+
+TEXT_INPUT = 'text_input'
+TEXT_OUTPUT = 'text_output'
+
+_INT_RANGES = {
+    'INT8': (-2 ** 7, 2 ** 7 - 1), 'INT16': (-2 ** 15, 2 ** 15 - 1),
+    'INT32': (-2 ** 31, 2 ** 31 - 1), 'INT64': (-2 ** 63, 2 ** 63 - 1),
+    'UINT8': (0, 2 ** 8 - 1), 'UINT16': (0, 2 ** 16 - 1),
+    'UINT32': (0, 2 ** 32 - 1), 'UINT64': (0, 2 ** 64 - 1),
+}
+_FLOATS = ('FP16', 'FP32', 'FP64')
+DATATYPES = tuple(sorted(list(_INT_RANGES) + list(_FLOATS) + ['BOOL', 'BYTES']))
+
+
+def coerce_value(name, datatype, value):
+    """Check and convert one scalar for ``datatype``; raises ValueError naming the input."""
+    if value is None:
+        raise ValueError('%s: a value is required' % name)
+    if datatype == 'BYTES':
+        if isinstance(value, (list, tuple)):
+            # upstream's preprocessing reads word lists as comma-separated text
+            return ','.join(to_text(v) for v in value)
+        if isinstance(value, (dict, bool)):
+            raise ValueError('%s: expected text, got %r' % (name, value))
+        return to_text(value)
+    if datatype == 'BOOL':
+        try:
+            return boolean(value, strict=True)
+        except TypeError:
+            raise ValueError('%s: expected a boolean, got %r' % (name, value))
+    if datatype in _INT_RANGES:
+        if isinstance(value, bool):
+            raise ValueError('%s: expected an integer, got %r' % (name, value))
+        try:
+            if isinstance(value, float):
+                if not value.is_integer():
+                    raise ValueError()
+                number = int(value)
+            else:
+                number = int(to_text(value).strip(), 10)
+        except (TypeError, ValueError):
+            raise ValueError('%s: expected an integer, got %r' % (name, value))
+        low, high = _INT_RANGES[datatype]
+        if not low <= number <= high:
+            raise ValueError('%s: %d is out of range for %s' % (name, number, datatype))
+        return number
+    if datatype in _FLOATS:
+        if isinstance(value, bool):
+            raise ValueError('%s: expected a number, got %r' % (name, value))
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ValueError('%s: expected a number, got %r' % (name, value))
+    raise ValueError('%s: unsupported datatype %r' % (name, datatype))
+
+
+class GenerationInput(object):
+    def __init__(self, name, datatype, value):
+        self.name = name
+        self.datatype = datatype
+        self.value = value
+
+    def __repr__(self):
+        return 'GenerationInput(%r, %r, %r)' % (self.name, self.datatype, self.value)
+
+
+def build_generation_inputs(prompt, max_tokens, stream=None, parameters=None, extra_inputs=None):
+    """The ensemble inputs for one request, in order, as GenerationInput objects.
+
+    ``text_input`` and ``max_tokens`` always; ``stream`` only when not None;
+    ``parameters`` keys must be in GENERATION_PARAMETERS (None values are
+    dropped); ``extra_inputs`` is a list of {name, datatype, value} for inputs
+    outside that table (later upstream versions add some).  Raises ValueError.
+    """
+    inputs = [
+        GenerationInput(TEXT_INPUT, 'BYTES', coerce_value(TEXT_INPUT, 'BYTES', prompt)),
+        GenerationInput('max_tokens', 'INT32', coerce_value('max_tokens', 'INT32', max_tokens)),
+    ]
+    if stream is not None:
+        inputs.append(GenerationInput('stream', 'BOOL', coerce_value('stream', 'BOOL', stream)))
+    parameters = parameters or {}
+    unknown = sorted(k for k in parameters if k not in GENERATION_PARAMETERS)
+    if unknown:
+        raise ValueError('unknown generation parameter(s): %s; known: %s (use extra_inputs for other inputs)'
+                         % (', '.join(unknown), ', '.join(sorted(GENERATION_PARAMETERS))))
+    for name in sorted(parameters):
+        if parameters[name] is None:
+            continue
+        datatype = GENERATION_PARAMETERS[name]
+        inputs.append(GenerationInput(name, datatype, coerce_value(name, datatype, parameters[name])))
+    seen = set(i.name for i in inputs)
+    for item in extra_inputs or []:
+        name = item.get('name')
+        datatype = (item.get('datatype') or '').upper()
+        if not name:
+            raise ValueError('extra_inputs: every item needs a name')
+        if name in seen:
+            raise ValueError('extra_inputs: input %s is already set' % name)
+        if datatype not in DATATYPES:
+            raise ValueError('extra_inputs: %s has datatype %r; use one of %s' % (name, datatype, ', '.join(DATATYPES)))
+        inputs.append(GenerationInput(name, datatype, coerce_value(name, datatype, item.get('value'))))
+        seen.add(name)
+    return inputs
+
+
+def generate_request_body(inputs):
+    """JSON body for Triton's generate extension: {input name: scalar}."""
+    return dict((i.name, i.value) for i in inputs)
+
+
+_NUMPY_TYPES = {
+    'BOOL': 'bool_', 'INT8': 'int8', 'INT16': 'int16', 'INT32': 'int32', 'INT64': 'int64',
+    'UINT8': 'uint8', 'UINT16': 'uint16', 'UINT32': 'uint32', 'UINT64': 'uint64',
+    'FP16': 'float16', 'FP32': 'float32', 'FP64': 'float64', 'BYTES': 'object_',
+}
+
+
+def to_numpy(inp):
+    """A [1, 1] numpy array for one GenerationInput."""
+    value = inp.value
+    if inp.datatype == 'BYTES':
+        value = to_text(value).encode('utf-8')
+    return np.array([[value]], dtype=getattr(np, _NUMPY_TYPES[inp.datatype]))
+
+
+def make_infer_inputs(client_module, inputs):
+    """tritonclient InferInput objects (``client_module`` is tritonclient.grpc or tritonclient.http)."""
+    result = []
+    for inp in inputs:
+        infer_input = client_module.InferInput(inp.name, [1, 1], inp.datatype)
+        infer_input.set_data_from_numpy(to_numpy(inp))
+        result.append(infer_input)
+    return result
+
+
+def decode_text(value):
+    """Text from a text_output value: numpy BYTES array, list, bytes or str (elements joined)."""
+    if value is None:
+        return ''
+    if hasattr(value, 'flatten'):
+        value = value.flatten().tolist()
+    if isinstance(value, (list, tuple)):
+        return ''.join(decode_text(v) for v in value)
+    if isinstance(value, bytes):
+        return value.decode('utf-8', 'replace')
+    return to_text(value)
+
+
+def text_matches(text, expect):
+    """True when ``expect`` is a substring of ``text`` or a regex that re.search finds in it."""
+    if expect in text:
+        return True
+    try:
+        return re.search(expect, text) is not None
+    except re.error:
+        return False
+
+
+class GenerationResult(object):
+    """What came back from one generation request."""
+
+    def __init__(self, clock=time.monotonic):
+        self._clock = clock
+        self.start = clock()
+        self.pieces = []
+        self.responses = 0
+        self.first = None
+        self.end = None
+        self.final = False
+
+    def add(self, piece):
+        now = self._clock()
+        if self.first is None:
+            self.first = now - self.start
+        self.responses += 1
+        self.pieces.append(piece)
+
+    def finish(self, final):
+        self.final = final
+        self.end = self._clock() - self.start
+
+    @property
+    def text(self):
+        return ''.join(self.pieces)
+
+    def as_dict(self, stream):
+        total = self.end if self.end is not None else self._clock() - self.start
+        tps = None
+        if stream and self.responses and total > 0:
+            tps = round(self.responses / total, 3)
+        return {
+            'text': self.text,
+            'responses': self.responses,
+            'time_to_first_token': round(self.first, 6) if self.first is not None else None,
+            'total_time': round(total, 6),
+            'tokens_per_second': tps,
+            'final_response': self.final,
+        }
+
+
+def _queue_callback(responses, result, error):
+    responses.put((result, error))
+
+
+def _final_flag(response):
+    """triton_final_response of a grpc ModelInferResponse; None when the parameter is absent."""
+    params = getattr(response, 'parameters', None)
+    if params is None or 'triton_final_response' not in params:
+        return None
+    return bool(params['triton_final_response'].bool_param)
+
+
+def grpc_generate(endpoint, model, inputs, timeout, model_version='', request_id='',
+                  output_name=TEXT_OUTPUT, clock=time.monotonic):
+    """Send one request over the gRPC bidirectional stream and collect text until the final flag.
+
+    Works for decoupled models (many responses, then an empty response that
+    carries ``triton_final_response``) and for ordinary models (one response
+    that carries the flag).  Raises TritonError (with ``result`` = partial
+    GenerationResult) on a server error or when ``timeout`` passes.
+    """
+    client = triton_grpc.InferenceServerClient(url=endpoint.address, ssl=endpoint.ssl)
+    responses = _queue.Queue()
+    deadline = Deadline(timeout, clock=clock)
+    result = GenerationResult(clock=clock)
+    final = False
+    try:
+        try:
+            client.start_stream(callback=functools.partial(_queue_callback, responses),
+                                stream_timeout=float(timeout) + 2.0)
+            client.async_stream_infer(
+                model_name=model, inputs=make_infer_inputs(triton_grpc, inputs),
+                model_version=to_text(model_version or ''), request_id=request_id,
+                outputs=[triton_grpc.InferRequestedOutput(output_name)],
+                enable_empty_final_response=True)
+        except InferenceServerException as exc:
+            raise TritonError('%s: %s' % (endpoint.base_url, error_text(exc)), result=result)
+        while not final:
+            remaining = deadline.remaining()
+            if remaining <= 0:
+                raise TritonError('no final response from %s within %ss (%d responses so far)'
+                                  % (model, timeout, result.responses), result=result)
+            try:
+                infer_result, error = responses.get(timeout=min(remaining, 1.0))
+            except _queue.Empty:
+                continue
+            if error is not None:
+                raise TritonError('%s: %s' % (model, error_text(error)), result=result)
+            response = infer_result.get_response()
+            flag = _final_flag(response)
+            if response.outputs:
+                result.add(decode_text(infer_result.as_numpy(output_name)))
+            final = True if flag is None else flag
+        result.finish(final)
+        return result
+    finally:
+        try:
+            client.stop_stream(cancel_requests=not final)
+        except Exception:
+            pass
+        try:
+            client.close()
+        except Exception:
+            pass
+
+
+def _http_error_text(body, fallback):
+    try:
+        data = json.loads(to_text(body))
+        if isinstance(data, dict) and data.get('error'):
+            return to_text(data['error'])
+    except ValueError:
+        pass
+    text = to_text(body or '').strip()
+    return text or fallback
+
+
+def iter_sse_events(readline):
+    """Yield the data of each server-sent event read through ``readline()`` (bytes or text lines)."""
+    data = []
+    while True:
+        line = readline()
+        if not line:
+            break
+        line = to_text(line, errors='surrogate_or_replace').rstrip('\r\n')
+        if not line:
+            if data:
+                yield '\n'.join(data)
+                data = []
+            continue
+        if line.startswith(':'):
+            continue
+        field, dummy, value = line.partition(':')
+        if value.startswith(' '):
+            value = value[1:]
+        if field == 'data':
+            data.append(value)
+    if data:
+        yield '\n'.join(data)
+
+
+def http_generate(endpoint, model, inputs, timeout, stream=False, model_version='',
+                  validate_certs=True, output_name=TEXT_OUTPUT, clock=time.monotonic):
+    """POST to Triton's generate (one response) or generate_stream (SSE) endpoint and collect the text.
+
+    Raises TritonError on HTTP errors, an ``error`` in the JSON (Triton
+    answers 200 with an error when a decoupled model sends several
+    responses to /generate), or when ``timeout`` passes.
+    """
+    path = '/v2/models/%s' % model
+    if model_version:
+        path += '/versions/%s' % model_version
+    path += '/generate_stream' if stream else '/generate'
+    url = endpoint.base_url + path
+    body = json.dumps(generate_request_body(inputs))
+    deadline = Deadline(timeout, clock=clock)
+    result = GenerationResult(clock=clock)
+    headers = {'Content-Type': 'application/json'}
+    if stream:
+        headers['Accept'] = 'text/event-stream'
+    try:
+        response = open_url(url, data=body, method='POST', headers=headers, timeout=float(timeout),
+                            validate_certs=validate_certs, follow_redirects='none')
+    except HTTPError as exc:
+        try:
+            err_body = exc.read()
+        except Exception:
+            err_body = ''
+        raise TritonError('%s: HTTP %s: %s' % (url, exc.code, _http_error_text(err_body, to_native(exc))),
+                          result=result, status=exc.code)
+    except (URLError, IOError, OSError) as exc:
+        raise TritonError('%s: %s' % (url, error_text(getattr(exc, 'reason', exc))), result=result)
+    try:
+        if not stream:
+            payload = response.read()
+            try:
+                data = json.loads(to_text(payload))
+            except ValueError:
+                raise TritonError('%s: not JSON: %s' % (url, one_line(to_text(payload), 200)), result=result)
+            if isinstance(data, dict) and data.get('error'):
+                raise TritonError('%s: %s' % (url, to_text(data['error'])), result=result)
+            if not isinstance(data, dict) or output_name not in data:
+                raise TritonError('%s: no %s in the answer: %s' % (url, output_name, one_line(to_text(payload), 200)),
+                                  result=result)
+            result.add(decode_text(data[output_name]))
+            result.finish(True)
+            return result
+        for event in iter_sse_events(response.readline):
+            try:
+                data = json.loads(event)
+            except ValueError:
+                raise TritonError('%s: event is not JSON: %s' % (url, one_line(event, 200)), result=result)
+            if isinstance(data, dict) and data.get('error'):
+                raise TritonError('%s: %s' % (url, to_text(data['error'])), result=result)
+            if isinstance(data, dict) and output_name in data:
+                result.add(decode_text(data[output_name]))
+            if deadline.expired():
+                raise TritonError('%s: stream not finished within %ss (%d responses so far)'
+                                  % (url, timeout, result.responses), result=result)
+        result.finish(True)
+        return result
+    except TritonError:
+        raise
+    except Exception as exc:  # socket timeouts and resets while reading
+        raise TritonError('%s: %s' % (url, error_text(exc)), result=result)
+    finally:
+        try:
+            response.close()
+        except Exception:
+            pass
+
+
+def http_infer(endpoint, model, inputs, timeout, model_version='', output_name=TEXT_OUTPUT, clock=time.monotonic):
+    """Plain KServe v2 infer over HTTP (tritonclient) for models that are not decoupled."""
+    client = triton_http.InferenceServerClient(url=endpoint.address, ssl=endpoint.ssl,
+                                               connection_timeout=float(timeout), network_timeout=float(timeout))
+    result = GenerationResult(clock=clock)
+    try:
+        answer = client.infer(model, make_infer_inputs(triton_http, inputs), model_version=to_text(model_version or ''),
+                              outputs=[triton_http.InferRequestedOutput(output_name, binary_data=False)])
+        result.add(decode_text(answer.as_numpy(output_name)))
+        result.finish(True)
+        return result
+    except InferenceServerException as exc:
+        raise TritonError('%s: %s' % (model, error_text(exc)), result=result)
+    except Exception as exc:
+        raise TritonError('%s: %s' % (endpoint.base_url, error_text(exc)), result=result)
+    finally:
+        client.close()

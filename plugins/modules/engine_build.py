@@ -1,0 +1,246 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: tritonfleet maintainers
+# Apache License 2.0 (see galaxy.yml)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: engine_build
+short_description: Build an LLM engine once per set of inputs, into a content-addressed cache
+description:
+  - Computes a cache key from the checkpoint's contents, the builder, its arguments, the tensor and
+    pipeline parallel sizes and O(key_inputs) (image digest, GPU SKU, ...). When an engine with that key
+    is already in O(cache_dir) nothing is built and C(changed=false).
+  - Otherwise the engine is built into a temporary directory beside the cache entry and renamed into
+    place when the build succeeded. A failed build leaves every existing engine untouched and reports
+    the tail of the build log.
+  - O(builder=cpu_reference) runs the project's CPU reference builder in-process (accelerator mode
+    C(cpu)). O(builder=command) runs O(command), in which C({output_dir}) and C({checkpoint_dir}) are
+    replaced, for builds in a container or with C(trtllm-build) / C(build.py).
+version_added: 0.1.0
+author: tritonfleet maintainers
+options:
+  name:
+    description: Engine name; engines live in C(<cache_dir>/<name>/<key prefix>).
+    type: str
+    required: true
+  cache_dir:
+    description: Root of the engine cache.
+    type: path
+    required: true
+  checkpoint_dir:
+    description: Hugging Face format checkpoint (weights, config.json and tokenizer files).
+    type: path
+    required: true
+  builder:
+    description: How to build.
+    type: str
+    choices: [cpu_reference, command]
+    default: cpu_reference
+  command:
+    description: Argument vector for O(builder=command).
+    type: list
+    elements: str
+  tp_size:
+    description: Tensor parallel size.
+    type: int
+    default: 1
+  pp_size:
+    description: Pipeline parallel size.
+    type: int
+    default: 1
+  build_args:
+    description:
+      - Builder arguments; part of the cache key. For V(cpu_reference) the keys C(dtype),
+        C(max_batch_size), C(max_input_len) and C(max_seq_len) are used.
+    type: dict
+    default: {}
+  key_inputs:
+    description: Further inputs that make an engine different (image digest, GPU SKU, TRT-LLM version).
+    type: dict
+    default: {}
+  keep:
+    description: How many engines of this name to keep in the cache (the current one included).
+    type: int
+    default: 2
+  timeout:
+    description: Seconds a O(builder=command) build may take.
+    type: int
+    default: 7200
+  log_file:
+    description: Where the build's output goes; defaults to C(<cache_dir>/<name>/build.log).
+    type: path
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+"""
+
+EXAMPLES = r"""
+- name: Build the CPU reference engine
+  tritonfleet.serving.engine_build:
+    name: tiny-llama
+    cache_dir: /var/lib/tritonfleet/engines
+    checkpoint_dir: /var/lib/tritonfleet/checkpoints/tiny-llama
+    build_args:
+      max_batch_size: 8
+      max_input_len: 256
+      max_seq_len: 512
+    key_inputs:
+      gpu_sku: cpu
+  register: engine
+"""
+
+RETURN = r"""
+engine_dir:
+  description: The engine directory for the computed key (exists unless check mode predicted a build).
+  returned: always
+  type: str
+cache_key:
+  description: sha256 of the build inputs.
+  returned: always
+  type: str
+built:
+  description: Whether a build ran.
+  returned: always
+  type: bool
+build_seconds:
+  description: Duration of the build that produced this engine (now or earlier).
+  returned: when the engine exists
+  type: float
+inputs:
+  description: The inputs that were hashed into the key.
+  returned: always
+  type: dict
+pruned:
+  description: Older engine directories removed from the cache.
+  returned: always
+  type: list
+  elements: str
+"""
+
+import os
+import subprocess
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.tritonfleet.serving.plugins.module_utils.engine_cache import (
+    EngineCache, HASH_MEMO, cache_key, tree_digest)
+from ansible_collections.tritonfleet.serving.plugins.module_utils.supervisor import tail
+
+try:
+    from ansible_collections.tritonfleet.serving.plugins.module_utils import cpu_reference
+except ImportError:  # pragma: no cover - only where the module_utils file is broken
+    cpu_reference = None
+
+CPU_BUILD_ARGS = ("dtype", "max_batch_size", "max_input_len", "max_seq_len")
+
+
+class BuildFailed(Exception):
+    pass
+
+
+def run_command_build(argv, log_file, timeout):
+    with open(log_file, "ab") as log:
+        try:
+            proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                  timeout=timeout, check=False)
+        except subprocess.TimeoutExpired:
+            raise BuildFailed("build timed out after %d s" % timeout)
+        except OSError as exc:
+            raise BuildFailed("cannot run %s: %s" % (argv[0], exc))
+    if proc.returncode != 0:
+        raise BuildFailed("build command exited with status %d" % proc.returncode)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            name=dict(type="str", required=True),
+            cache_dir=dict(type="path", required=True),
+            checkpoint_dir=dict(type="path", required=True),
+            builder=dict(type="str", choices=["cpu_reference", "command"], default="cpu_reference"),
+            command=dict(type="list", elements="str"),
+            tp_size=dict(type="int", default=1),
+            pp_size=dict(type="int", default=1),
+            build_args=dict(type="dict", default={}),
+            key_inputs=dict(type="dict", default={}),
+            keep=dict(type="int", default=2),
+            timeout=dict(type="int", default=7200),
+            log_file=dict(type="path"),
+        ),
+        required_if=[("builder", "command", ("command",))],
+        supports_check_mode=True,
+    )
+    p = module.params
+    if p["tp_size"] < 1 or p["pp_size"] < 1:
+        module.fail_json(msg="tp_size and pp_size must be at least 1 (got %d and %d)" % (p["tp_size"], p["pp_size"]))
+    if not os.path.isdir(p["checkpoint_dir"]):
+        module.fail_json(msg="checkpoint_dir %s does not exist" % p["checkpoint_dir"])
+
+    if p["builder"] == "cpu_reference":
+        if cpu_reference is None:
+            module.fail_json(msg="the CPU reference builder could not be imported")
+        try:
+            cpu_reference.validate_checkpoint(p["checkpoint_dir"])
+        except cpu_reference.CheckpointError as exc:
+            module.fail_json(msg=str(exc))
+        unknown = set(p["build_args"]) - set(CPU_BUILD_ARGS)
+        if unknown:
+            module.fail_json(msg="build_args %s are not understood by the cpu_reference builder; it takes %s"
+                                 % (", ".join(sorted(unknown)), ", ".join(CPU_BUILD_ARGS)))
+
+    cache = EngineCache(p["cache_dir"], p["name"])
+    memo = os.path.join(cache.root, HASH_MEMO) if not module.check_mode else None
+    inputs = dict(
+        checkpoint_sha256=tree_digest(p["checkpoint_dir"], memo),
+        builder=p["builder"],
+        builder_version=getattr(cpu_reference, "FORMAT_VERSION", None) if p["builder"] == "cpu_reference" else None,
+        command=p["command"],
+        tp_size=p["tp_size"],
+        pp_size=p["pp_size"],
+        build_args=p["build_args"],
+        key_inputs=p["key_inputs"],
+    )
+    key = cache_key(inputs)
+    result = dict(changed=False, built=False, cache_key=key, engine_dir=cache.path_for(key), inputs=inputs, pruned=[])
+
+    manifest = cache.lookup(key)
+    if manifest is None:
+        result.update(changed=True, built=True)
+        if module.check_mode:
+            module.exit_json(**result)
+        log_file = p["log_file"] or os.path.join(cache.root, "build.log")
+        os.makedirs(os.path.dirname(log_file), exist_ok=True)
+
+        def build_into(tmp):
+            if p["builder"] == "cpu_reference":
+                args = dict(p["build_args"])
+                try:
+                    cpu_reference.build_engine(p["checkpoint_dir"], tmp, tp_size=p["tp_size"],
+                                               pp_size=p["pp_size"], **args)
+                except cpu_reference.EngineBuildError as exc:
+                    raise BuildFailed(str(exc))
+            else:
+                argv = [a.replace("{output_dir}", tmp).replace("{checkpoint_dir}", p["checkpoint_dir"])
+                        for a in p["command"]]
+                run_command_build(argv, log_file, p["timeout"])
+
+        try:
+            manifest = cache.build(key, inputs, build_into)
+        except BuildFailed as exc:
+            module.fail_json(msg="engine %s: %s; existing engines were left in place" % (p["name"], exc),
+                             log_tail=tail(log_file), **result)
+    result["build_seconds"] = manifest.get("build_seconds")
+    if not module.check_mode:
+        result["pruned"] = cache.prune(key, p["keep"])
+        result["changed"] = result["changed"] or bool(result["pruned"])
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,58 @@
+import pytest
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.tritonfleet.serving.plugins.filter.serving import (
+    triton_instance_conflicts, triton_instances)
+
+
+def test_instances_get_ports_and_prefix_from_base_and_index():
+    first, second = triton_instances(2)
+    assert (first["http_port"], first["grpc_port"], first["metrics_port"]) == (8000, 8001, 8002)
+    assert (second["http_port"], second["grpc_port"], second["metrics_port"]) == (8010, 8011, 8012)
+    assert first["shm_region_prefix"] == "tritonfleet0_"
+    assert second["shm_region_prefix"] == "tritonfleet1_"
+    assert [first["name"], second["name"]] == ["triton0", "triton1"]
+    assert triton_instance_conflicts([first, second]) == []
+
+
+def test_gpus_are_split_per_instance():
+    instances = triton_instances(2, gpu_ids=[0, 1, 2, 3], gpus_per_instance=2)
+    assert [i["gpus"] for i in instances] == [[0, 1], [2, 3]]
+
+
+def test_stride_smaller_than_port_spread_collides_across_kinds():
+    problems = triton_instance_conflicts(triton_instances(2, port_stride=1))
+    # instance 1's http port (8001) is instance 0's grpc port
+    assert any("triton1: http_port 8001 is already used as grpc_port of triton0" in p for p in problems)
+
+
+def test_override_can_create_and_report_a_duplicate():
+    instances = triton_instances(2, overrides=[{"index": 1, "http_port": 8000}])
+    problems = triton_instance_conflicts(instances)
+    assert problems == ["triton1: http_port 8000 is already used as http_port of triton0"]
+
+
+def test_same_or_overlapping_shm_prefix_is_a_conflict():
+    instances = triton_instances(2, overrides=[{"index": 1, "shm_region_prefix": "tritonfleet0_"}])
+    assert any("overlap" in p for p in triton_instance_conflicts(instances))
+    instances = triton_instances(12)
+    # "tritonfleet1_" is not a prefix of "tritonfleet10_" thanks to the separator
+    assert triton_instance_conflicts(instances) == []
+
+
+def test_port_out_of_range_and_missing_gpu():
+    instances = triton_instances(1, http_port_base=70000, gpu_ids=[5], gpus_per_instance=1)
+    problems = triton_instance_conflicts(instances, host_gpu_ids=[0, 1])
+    assert any("outside 1-65535" in p for p in problems)
+    assert any("GPU index 5 does not exist on this host (GPUs: 0, 1)" in p for p in problems)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(count=0), "at least 1"),
+    (dict(count="two"), "must be an integer"),
+    (dict(count=1, overrides=[{"http_port": 1}]), "'index' key"),
+    (dict(count=1, overrides=[{"index": 0, "htp_port": 1}]), "unknown keys"),
+])
+def test_bad_arguments_raise_clear_errors(kwargs, message):
+    with pytest.raises(AnsibleFilterError, match=message):
+        triton_instances(**kwargs)
