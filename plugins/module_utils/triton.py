@@ -597,6 +597,10 @@ def build_generation_inputs(prompt, max_tokens, stream=None, parameters=None, ex
     if stream is not None:
         inputs.append(GenerationInput('stream', 'BOOL', coerce_value('stream', 'BOOL', stream)))
     parameters = parameters or {}
+    own = sorted(k for k in parameters if k in (TEXT_INPUT, 'max_tokens', 'stream', 'prompt'))
+    if own:
+        raise ValueError('%s cannot be set in parameters; use the option of its own (prompt, max_tokens, stream)'
+                         % ', '.join(own))
     unknown = sorted(k for k in parameters if k not in GENERATION_PARAMETERS)
     if unknown:
         raise ValueError('unknown generation parameter(s): %s; known: %s (use extra_inputs for other inputs)'

@@ -1,7 +1,8 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
-# Copyright: tritonfleet maintainers
-# Apache License 2.0 (see galaxy.yml)
+# Copyright: (c) 2026, tritonfleet maintainers
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 
 from __future__ import absolute_import, division, print_function
 
@@ -22,7 +23,10 @@ description:
     C(cpu)). O(builder=command) runs O(command), in which C({output_dir}) and C({checkpoint_dir}) are
     replaced, for builds in a container or with C(trtllm-build) / C(build.py).
 version_added: 0.1.0
-author: tritonfleet maintainers
+author:
+  - tritonfleet maintainers (@tritonfleet)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 options:
   name:
     description: Engine name; engines live in C(<cache_dir>/<name>/<key prefix>).
@@ -168,7 +172,7 @@ def main():
             tp_size=dict(type="int", default=1),
             pp_size=dict(type="int", default=1),
             build_args=dict(type="dict", default={}),
-            key_inputs=dict(type="dict", default={}),
+            key_inputs=dict(type="dict", default={}, no_log=False),
             keep=dict(type="int", default=2),
             timeout=dict(type="int", default=7200),
             log_file=dict(type="path"),

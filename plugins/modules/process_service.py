@@ -1,7 +1,8 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
-# Copyright: tritonfleet maintainers
-# Apache License 2.0 (see galaxy.yml)
+# Copyright: (c) 2026, tritonfleet maintainers
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 
 from __future__ import absolute_import, division, print_function
 
@@ -23,7 +24,10 @@ description:
   - For hosts without systemd, and the local default deployment. It is not a process monitor; a
     crashed service is started again by the next run.
 version_added: 0.1.0
-author: tritonfleet maintainers
+author:
+  - tritonfleet maintainers (@tritonfleet)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 options:
   name:
     description: Service name; names the pid and state files.

@@ -1,7 +1,8 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
-# Copyright: tritonfleet maintainers
-# Apache License 2.0 (see galaxy.yml)
+# Copyright: (c) 2026, tritonfleet maintainers
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 
 from __future__ import absolute_import, division, print_function
 
@@ -19,7 +20,10 @@ description:
     is deterministic, so every host of a fleet produces the same bytes and the same engine cache key.
   - An existing checkpoint generated with the same options is left alone.
 version_added: 0.1.0
-author: tritonfleet maintainers
+author:
+  - tritonfleet maintainers (@tritonfleet)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 options:
   path:
     description: Checkpoint directory.

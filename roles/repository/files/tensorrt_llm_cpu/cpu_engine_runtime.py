@@ -1,0 +1,451 @@
+# Copyright: tritonfleet maintainers
+# Apache License 2.0 (see galaxy.yml)
+"""Numpy runtime of the tritonfleet CPU reference engine.
+
+Loads an engine directory written by the collection's ``cpu_reference``
+builder (``config.json`` + ``rank{r}.engine`` safetensors shards), merges the
+tensor/pipeline-parallel shards back into whole weights, and runs a Llama
+decoder (RMSNorm, rotary embeddings, grouped-query attention with a causal
+mask, SwiGLU MLP) with a KV cache, so each decoded token costs work
+proportional to the current length rather than a full recompute.
+
+It is deployed next to ``model.py`` in the ``tensorrt_llm`` model's version
+directory and must import nothing beyond the standard library, numpy and
+safetensors: the CPU serving path never needs torch or the collection itself.
+Correctness and determinism come first; the hot paths are vectorised, but it
+is a reference, not a fast engine.
+"""
+
+import json
+import os
+
+import numpy as np
+from safetensors.numpy import load_file
+
+ENGINE_FORMAT = "tritonfleet-cpu-reference"
+ENGINE_CONFIG = "config.json"
+
+
+class EngineLoadError(Exception):
+    """The engine directory cannot be loaded; the message says what to rebuild or fix."""
+
+
+class RequestError(ValueError):
+    """A generation request is invalid for this engine (the server answers it with an error)."""
+
+
+class KVCache:
+    """Per-request key/value cache: [layer, kv_head, position, head_size] for keys and values."""
+
+    def __init__(self, num_layers, num_kv_heads, capacity, head_size):
+        self.keys = np.zeros((num_layers, num_kv_heads, capacity, head_size), np.float32)
+        self.values = np.zeros_like(self.keys)
+        self.length = 0
+
+    @property
+    def capacity(self):
+        return self.keys.shape[2]
+
+
+class _Layer:
+    """One decoder layer's weights, transposed so activations multiply as ``x @ w``."""
+
+    __slots__ = ("input_norm", "qkv", "dense", "post_norm", "gate_up", "down")
+
+    def __init__(self, input_norm, qkv, dense, post_norm, gate_up, down):
+        self.input_norm = input_norm
+        self.qkv = qkv
+        self.dense = dense
+        self.post_norm = post_norm
+        self.gate_up = gate_up
+        self.down = down
+
+
+def _rms_norm(x, weight, eps):
+    variance = np.mean(np.square(x), axis=-1, keepdims=True)
+    return (x / np.sqrt(variance + eps)) * weight
+
+
+def _silu(x):
+    # The tanh form of the logistic function cannot overflow, unlike 1/(1+exp(-x)).
+    return x * (0.5 * (1.0 + np.tanh(0.5 * x)))
+
+
+def _rotate(x, cos, sin):
+    """Rotary embedding in the GPT-NeoX (HF Llama "rotate_half") layout; x is [tokens, heads, head_size]."""
+    half = x.shape[-1] // 2
+    rotated = np.concatenate([-x[..., half:], x[..., :half]], axis=-1)
+    return x * cos[:, None, :] + rotated * sin[:, None, :]
+
+
+def _log_softmax(scores):
+    scores = scores.astype(np.float64)
+    shifted = scores - np.max(scores)
+    return shifted - np.log(np.sum(np.exp(shifted)))
+
+
+class CpuEngine:
+    """A loaded CPU reference engine; one instance serves any number of sequential requests."""
+
+    def __init__(self, config, weights):
+        pretrained = config["pretrained_config"]
+        build = config["build_config"]
+        self.config = config
+        self.vocab_size = int(pretrained["vocab_size"])
+        self.hidden_size = int(pretrained["hidden_size"])
+        self.num_layers = int(pretrained["num_hidden_layers"])
+        self.num_heads = int(pretrained["num_attention_heads"])
+        self.num_kv_heads = int(pretrained["num_key_value_heads"])
+        self.head_size = int(pretrained.get("head_size") or self.hidden_size // self.num_heads)
+        self.intermediate_size = int(pretrained["intermediate_size"])
+        self.rms_norm_eps = np.float32(pretrained.get("rms_norm_eps", 1e-6))
+        self.rope_theta = float(pretrained.get("rope_theta", 10000.0))
+        self.bos_id = pretrained.get("bos_token_id")
+        self.eos_id = int(pretrained["eos_token_id"])
+        self.pad_id = int(pretrained.get("pad_token_id", self.eos_id))
+        self.max_batch_size = int(build["max_batch_size"])
+        self.max_input_len = int(build["max_input_len"])
+        self.max_seq_len = int(build["max_seq_len"])
+        self.max_beam_width = int(build.get("max_beam_width", 1))
+
+        self.embedding = weights["embedding"]
+        self.layers = weights["layers"]
+        self.final_norm = weights["final_norm"]
+        self.lm_head = weights["lm_head"]  # [hidden, vocab], padding rows already dropped
+
+        # Rotary tables for every position the engine may see, built once.
+        inv_freq = 1.0 / (self.rope_theta ** (np.arange(0, self.head_size, 2, dtype=np.float64) / self.head_size))
+        angles = np.outer(np.arange(self.max_seq_len, dtype=np.float64), inv_freq)
+        angles = np.concatenate([angles, angles], axis=-1)
+        self._cos = np.cos(angles).astype(np.float32)
+        self._sin = np.sin(angles).astype(np.float32)
+        self._scale = np.float32(1.0 / np.sqrt(self.head_size))
+
+    # ------------------------------------------------------------------ loading
+
+    @classmethod
+    def load(cls, engine_dir):
+        """Read ``engine_dir``'s config.json and every rank file, and merge the shards."""
+        engine_dir = os.path.abspath(engine_dir)
+        config_path = os.path.join(engine_dir, ENGINE_CONFIG)
+        try:
+            with open(config_path, encoding="utf-8") as handle:
+                config = json.load(handle)
+        except OSError as exc:
+            raise EngineLoadError("cannot read engine config %s (%s); is gpt_model_path the engine directory the "
+                                  "build wrote?" % (config_path, exc))
+        except ValueError as exc:
+            raise EngineLoadError("engine config %s is not valid JSON (%s); rebuild the engine" % (config_path, exc))
+        if not isinstance(config, dict) or config.get("engine_format") != ENGINE_FORMAT:
+            found = config.get("engine_format") if isinstance(config, dict) else None
+            raise EngineLoadError("%s is not a %s engine (engine_format %r); TensorRT-LLM engines need the gpu "
+                                  "accelerator mode" % (engine_dir, ENGINE_FORMAT, found))
+        try:
+            pretrained = config["pretrained_config"]
+            config["build_config"]["max_seq_len"]
+            mapping = pretrained["mapping"]
+            tp_size, pp_size = int(mapping["tp_size"]), int(mapping["pp_size"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise EngineLoadError("engine config %s lacks %s; rebuild the engine" % (config_path, exc))
+
+        # TensorRT-LLM numbers ranks pp-major: rank = pp_rank * tp_size + tp_rank.
+        shards = {}
+        for rank in range(tp_size * pp_size):
+            path = os.path.join(engine_dir, "rank%d.engine" % rank)
+            if not os.path.isfile(path):
+                raise EngineLoadError("engine %s is incomplete: %s is missing (world size %d); rebuild the engine"
+                                      % (engine_dir, os.path.basename(path), tp_size * pp_size))
+            try:
+                tensors = load_file(path)
+            except Exception as exc:  # safetensors raises several types; all mean "unreadable"
+                raise EngineLoadError("cannot read %s: %s; rebuild the engine" % (path, exc))
+            for name, array in tensors.items():
+                shards.setdefault(name, {})[rank % tp_size] = array
+        return cls(config, cls._merge(shards, pretrained, tp_size, engine_dir))
+
+    @staticmethod
+    def _merge(shards, pretrained, tp_size, engine_dir):
+        """Undo the tensor-parallel split; every rank's data lands in float32 whole matrices."""
+        def gather(name, axis=None):
+            parts = shards.get(name)
+            if parts is None or sorted(parts) != list(range(tp_size)):
+                raise EngineLoadError("engine %s: tensor %s is missing from some ranks (found in tp ranks %s of %d); "
+                                      "rebuild the engine" % (engine_dir, name, sorted(parts or []), tp_size))
+            ordered = [parts[r].astype(np.float32) for r in range(tp_size)]
+            if axis is None:  # replicated on every tp rank
+                return ordered[0]
+            return np.concatenate(ordered, axis=axis)
+
+        heads, kv_heads = int(pretrained["num_attention_heads"]), int(pretrained["num_key_value_heads"])
+        head_size = int(pretrained.get("head_size") or int(pretrained["hidden_size"]) // heads)
+        q_rows, kv_rows = heads // tp_size * head_size, kv_heads // tp_size * head_size
+        layers = []
+        for layer in range(int(pretrained["num_hidden_layers"])):
+            prefix = "transformer.layers.%d." % layer
+            qkv_parts = shards.get(prefix + "attention.qkv.weight", {})
+            if sorted(qkv_parts) != list(range(tp_size)):
+                gather(prefix + "attention.qkv.weight")  # raises the descriptive error
+            # Each rank stacks its own q, k and v rows; regroup them per projection.
+            q, k, v = [], [], []
+            for r in range(tp_size):
+                part = qkv_parts[r].astype(np.float32)
+                q.append(part[:q_rows])
+                k.append(part[q_rows:q_rows + kv_rows])
+                v.append(part[q_rows + kv_rows:])
+            qkv = np.concatenate(q + k + v, axis=0)
+            gate = gather(prefix + "mlp.fc.weight", axis=0)
+            up = gather(prefix + "mlp.gate.weight", axis=0)
+            layers.append(_Layer(
+                input_norm=gather(prefix + "input_layernorm.weight"),
+                qkv=np.ascontiguousarray(qkv.T),
+                dense=np.ascontiguousarray(gather(prefix + "attention.dense.weight", axis=1).T),
+                post_norm=gather(prefix + "post_layernorm.weight"),
+                gate_up=np.ascontiguousarray(np.concatenate([gate, up], axis=0).T),
+                down=np.ascontiguousarray(gather(prefix + "mlp.proj.weight", axis=1).T),
+            ))
+        vocab = int(pretrained["vocab_size"])
+        lm_head = gather("lm_head.weight", axis=0)[:vocab]
+        return dict(
+            embedding=gather("transformer.vocab_embedding.weight"),
+            layers=layers,
+            final_norm=gather("transformer.ln_f.weight"),
+            lm_head=np.ascontiguousarray(lm_head.T),
+        )
+
+    # ------------------------------------------------------------------ model
+
+    def new_cache(self, capacity=None):
+        """An empty KV cache for one sequence of up to ``capacity`` (default max_seq_len) tokens."""
+        return KVCache(self.num_layers, self.num_kv_heads, capacity or self.max_seq_len, self.head_size)
+
+    def _embed(self, ids, prompt_embedding_table):
+        if prompt_embedding_table is None:
+            return self.embedding[ids]
+        # p-tuning: ids past the vocabulary select rows of the prompt table.
+        virtual = ids >= self.vocab_size
+        out = self.embedding[np.where(virtual, 0, ids)]
+        if np.any(virtual):
+            out[virtual] = prompt_embedding_table[ids[virtual] - self.vocab_size]
+        return out
+
+    def forward(self, token_ids, cache, prompt_embedding_table=None, all_logits=True):
+        """Run ``token_ids`` (the next tokens of the sequence in ``cache``) through the model.
+
+        Appends their keys and values to ``cache`` and returns float32 logits,
+        [len(token_ids), vocab] (or [1, vocab] for the last token when
+        ``all_logits`` is False).
+        """
+        ids = np.asarray(token_ids, dtype=np.int64).reshape(-1)
+        count, start = ids.shape[0], cache.length
+        end = start + count
+        if end > cache.capacity:
+            raise RequestError("sequence of %d tokens exceeds the KV cache (%d)" % (end, cache.capacity))
+        heads, kv_heads, head_size = self.num_heads, self.num_kv_heads, self.head_size
+        group = heads // kv_heads
+        q_width, kv_width = heads * head_size, kv_heads * head_size
+        cos, sin = self._cos[start:end], self._sin[start:end]
+        mask = None
+        if count > 1:
+            # Query t sits at position start+t and may see keys 0..start+t.
+            future = np.arange(end)[None, :] > (start + np.arange(count))[:, None]
+            mask = np.where(future, np.float32(-np.inf), np.float32(0.0))
+
+        x = self._embed(ids, prompt_embedding_table).astype(np.float32)
+        for index, layer in enumerate(self.layers):
+            h = _rms_norm(x, layer.input_norm, self.rms_norm_eps)
+            qkv = h @ layer.qkv
+            q = _rotate(qkv[:, :q_width].reshape(count, heads, head_size), cos, sin)
+            k = _rotate(qkv[:, q_width:q_width + kv_width].reshape(count, kv_heads, head_size), cos, sin)
+            v = qkv[:, q_width + kv_width:].reshape(count, kv_heads, head_size)
+            cache.keys[index, :, start:end] = k.transpose(1, 0, 2)
+            cache.values[index, :, start:end] = v.transpose(1, 0, 2)
+            keys = cache.keys[index, :, :end]      # [kv_heads, seq, head_size]
+            values = cache.values[index, :, :end]
+            # Grouped-query attention: query head j uses kv head j // group
+            # (HF's repeat_kv order), done by broadcasting instead of copying.
+            queries = q.reshape(count, kv_heads, group, head_size).transpose(1, 2, 0, 3)
+            scores = np.matmul(queries, keys[:, None].transpose(0, 1, 3, 2)) * self._scale
+            if mask is not None:
+                scores = scores + mask
+            scores = np.exp(scores - np.max(scores, axis=-1, keepdims=True))
+            scores /= np.sum(scores, axis=-1, keepdims=True)
+            attended = np.matmul(scores, values[:, None])  # [kv_heads, group, count, head_size]
+            x = x + attended.transpose(2, 0, 1, 3).reshape(count, q_width) @ layer.dense
+            h = _rms_norm(x, layer.post_norm, self.rms_norm_eps)
+            gate_up = h @ layer.gate_up
+            x = x + (_silu(gate_up[:, :self.intermediate_size]) * gate_up[:, self.intermediate_size:]) @ layer.down
+        cache.length = end
+        if not all_logits:
+            x = x[-1:]
+        return _rms_norm(x, self.final_norm, self.rms_norm_eps) @ self.lm_head
+
+    # ------------------------------------------------------------------ generation
+
+    def generate(self, input_ids, max_new_tokens, end_id=None, pad_id=None, temperature=1.0, top_k=1, top_p=0.0,
+                 repetition_penalty=1.0, presence_penalty=0.0, min_length=1, random_seed=None, stop_words=None,
+                 bad_words=None, embedding_bias=None, return_log_probs=False, prompt_embedding_table=None):
+        """Generate up to ``max_new_tokens`` tokens after ``input_ids``, one step at a time.
+
+        Returns a generator of ``(token_id, log_prob)`` pairs so callers can
+        stream. Arguments are checked here, before the first step, and bad
+        ones raise :class:`RequestError`.
+
+        Semantics (upstream TensorRT-LLM's where it has them):
+
+        * ``end_id`` (default: the engine's eos) ends generation and is not
+          yielded; ``min_length`` keeps it from being chosen before that many
+          tokens exist. ``pad_id`` is accepted for contract parity; nothing is
+          padded here.
+        * Greedy when ``top_k`` is 1, when ``top_k`` is 0 and ``top_p`` is 0,
+          or when ``temperature`` <= 0. Otherwise logits are divided by
+          ``temperature``, cut to the ``top_k`` best (0 = all) and then to the
+          smallest set with probability >= ``top_p`` (if 0 < top_p < 1), and
+          sampled with ``numpy.random.default_rng(random_seed)``; the same seed
+          gives the same tokens.
+        * ``repetition_penalty`` divides positive (multiplies negative) logits
+          of tokens already in the sequence, prompt included;
+          ``presence_penalty`` is subtracted from them.
+        * ``stop_words``/``bad_words`` are lists of token id sequences. A stop
+          word ends generation after its last token (which is yielded); a bad
+          word's last token is banned whenever the sequence ends with the rest
+          of it.
+        * ``embedding_bias`` (length vocab_size) is added to the logits.
+        * ``log_prob`` is the log-softmax of the processed logits (penalties,
+          bias, bans, temperature) at the chosen token over the whole
+          vocabulary, or 0.0 when ``return_log_probs`` is False.
+        * ``prompt_embedding_table`` ([rows, hidden]) serves prompt ids
+          >= vocab_size (p-tuning): id vocab_size + i embeds as row i.
+        """
+        ids = np.asarray(input_ids)
+        if ids.ndim != 1 or ids.size == 0 or ids.dtype.kind not in "iu":
+            raise RequestError("input_ids must be a non-empty 1-D sequence of integer token ids")
+        ids = ids.astype(np.int64)
+        if ids.size > self.max_input_len:
+            raise RequestError("the prompt has %d tokens but this engine was built with max_input_len %d; shorten "
+                               "the prompt or rebuild the engine with a larger max_input_len"
+                               % (ids.size, self.max_input_len))
+        max_new_tokens = int(max_new_tokens)
+        if max_new_tokens < 0:
+            raise RequestError("request_output_len must not be negative (got %d)" % max_new_tokens)
+        if ids.size + max_new_tokens > self.max_seq_len:
+            raise RequestError("prompt (%d tokens) + request_output_len (%d) = %d exceeds this engine's max_seq_len "
+                               "%d; ask for fewer tokens or rebuild the engine with a larger max_seq_len"
+                               % (ids.size, max_new_tokens, ids.size + max_new_tokens, self.max_seq_len))
+        table = None
+        if prompt_embedding_table is not None:
+            table = np.asarray(prompt_embedding_table, dtype=np.float32)
+            if table.size == 0:
+                table = None
+            elif table.ndim != 2 or table.shape[1] != self.hidden_size:
+                raise RequestError("prompt_embedding_table must be [rows, %d], got %s"
+                                   % (self.hidden_size, list(table.shape)))
+        limit = self.vocab_size + (0 if table is None else table.shape[0])
+        if ids.min() < 0 or ids.max() >= limit:
+            raise RequestError("input_ids must lie in [0, %d) (vocabulary %d%s); got ids from %d to %d"
+                               % (limit, self.vocab_size, "" if table is None else
+                                  " plus %d prompt-table rows" % table.shape[0], ids.min(), ids.max()))
+        bias = None
+        if embedding_bias is not None:
+            bias = np.asarray(embedding_bias, dtype=np.float32).reshape(-1)
+            if bias.size == 0 or not np.any(bias):
+                bias = None  # upstream's preprocessing sends zeros when no bias was asked for
+            elif bias.size != self.vocab_size:
+                raise RequestError("embedding_bias has %d entries; it needs one per vocabulary entry (%d)"
+                                   % (bias.size, self.vocab_size))
+        if repetition_penalty is None or float(repetition_penalty) <= 0:
+            raise RequestError("repetition_penalty must be positive (1.0 disables it), got %r" % repetition_penalty)
+        top_k = int(top_k or 0)
+        top_p = float(top_p or 0.0)
+        if top_k < 0:
+            raise RequestError("runtime_top_k must not be negative, got %d" % top_k)
+        if not 0.0 <= top_p <= 1.0:
+            raise RequestError("runtime_top_p must lie in [0, 1], got %r" % top_p)
+        temperature = float(1.0 if temperature is None else temperature)
+        greedy = top_k == 1 or (top_k == 0 and top_p == 0.0) or temperature <= 0.0
+        settings = dict(
+            end_id=self.eos_id if end_id is None else int(end_id),
+            temperature=temperature, top_k=top_k, top_p=top_p, greedy=greedy,
+            repetition_penalty=float(repetition_penalty), presence_penalty=float(presence_penalty or 0.0),
+            min_length=int(min_length or 0), rng=None if greedy else np.random.default_rng(random_seed),
+            stop_words=_clean_word_list(stop_words, "stop_words"),
+            bad_words=_clean_word_list(bad_words, "bad_words"),
+            bias=bias, return_log_probs=bool(return_log_probs), table=table)
+        return self._generate(ids, max_new_tokens, settings)
+
+    def _generate(self, ids, max_new_tokens, s):
+        if max_new_tokens == 0:
+            return
+        sequence = [int(t) for t in ids]
+        present = np.zeros(self.vocab_size, dtype=bool)
+        present[ids[ids < self.vocab_size]] = True
+        cache = self.new_cache(ids.size + max_new_tokens)
+        logits = self.forward(ids, cache, s["table"], all_logits=False)[0]
+        for step in range(max_new_tokens):
+            scores = self._process(logits, sequence, present, step, s)
+            if s["greedy"]:
+                token = int(np.argmax(scores))
+            else:
+                scores = scores / np.float32(s["temperature"])
+                token = _sample(scores, s["top_k"], s["top_p"], s["rng"])
+            if token == s["end_id"]:
+                return
+            log_prob = float(_log_softmax(scores)[token]) if s["return_log_probs"] else 0.0
+            yield token, log_prob
+            sequence.append(token)
+            present[token] = True
+            if any(sequence[-len(word):] == word for word in s["stop_words"] if len(word) <= len(sequence)):
+                return
+            if step + 1 < max_new_tokens:
+                logits = self.forward([token], cache, s["table"], all_logits=False)[0]
+
+    def _process(self, logits, sequence, present, step, s):
+        """Apply bias, penalties, bans and min_length to one step's logits (a copy)."""
+        scores = logits.astype(np.float32, copy=True)
+        if s["bias"] is not None:
+            scores += s["bias"]
+        if s["repetition_penalty"] != 1.0 and present.any():
+            seen = scores[present]
+            scores[present] = np.where(seen > 0, seen / s["repetition_penalty"], seen * s["repetition_penalty"])
+        if s["presence_penalty"]:
+            scores[present] -= np.float32(s["presence_penalty"])
+        for word in s["bad_words"]:
+            prefix = word[:-1]
+            if not prefix or (len(prefix) <= len(sequence) and sequence[-len(prefix):] == prefix):
+                if 0 <= word[-1] < self.vocab_size:
+                    scores[word[-1]] = -np.inf
+        if step < s["min_length"] and 0 <= s["end_id"] < self.vocab_size:
+            scores[s["end_id"]] = -np.inf
+        if not np.isfinite(np.max(scores)):
+            raise RequestError("bad_words and min_length ban every token at step %d" % step)
+        return scores
+
+
+def _clean_word_list(words, what):
+    """Normalise a list of token id sequences, dropping empty ones."""
+    if words is None:
+        return []
+    cleaned = []
+    for word in words:
+        word = [int(t) for t in np.asarray(word).reshape(-1)]
+        if word:
+            cleaned.append(word)
+    if len(cleaned) > 1024:
+        raise RequestError("%s has %d entries; at most 1024 are supported" % (what, len(cleaned)))
+    return cleaned
+
+
+def _sample(scores, top_k, top_p, rng):
+    """Draw one token from top-k / top-p filtered ``scores`` using ``rng``."""
+    # A stable sort keeps ties in id order, so a seed fully determines the draw.
+    order = np.argsort(-scores, kind="stable")
+    if top_k > 0:
+        order = order[:top_k]
+    chosen = scores[order].astype(np.float64)
+    probs = np.exp(chosen - chosen[0])
+    probs /= probs.sum()
+    if 0.0 < top_p < 1.0:
+        keep = int(np.searchsorted(np.cumsum(probs), top_p, side="left")) + 1
+        order, probs = order[:keep], probs[:keep] / probs[:keep].sum()
+    cumulative = np.cumsum(probs)
+    index = int(np.searchsorted(cumulative, rng.random() * cumulative[-1], side="right"))
+    return int(order[min(index, order.size - 1)])

@@ -1,0 +1,198 @@
+"""The whole pipeline on this machine: site.yml, idempotence, verify, teardown, bad input."""
+
+import json
+import os
+import pathlib
+import re
+import shutil
+import socket
+
+import pytest
+
+from local_deploy import Deployment, free_port_base
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def converged(tmp_path_factory):
+    dep = Deployment(tmp_path_factory.mktemp("pipeline") / "root", free_port_base())
+    first = dep.playbook()
+    yield dep, first
+    dep.playbook("playbooks/teardown.yml")
+
+
+def _pids(dep):
+    run = dep.root / "servers" / "run"
+    return {p.stem: int(p.read_text()) for p in run.glob("*.pid")} if run.exists() else {}
+
+
+def _cmdline(pid):
+    return pathlib.Path("/proc/%d/cmdline" % pid).read_bytes().split(b"\0")
+
+
+def test_site_converges_and_prints_endpoints_and_answers(converged):
+    dep, first = converged
+    assert first.rc == 0, first
+    assert first.changed > 0
+    for i in range(2):
+        base = dep.port_base + 10 * i
+        assert "triton%d on localhost" % i in first.out
+        assert "http    http://127.0.0.1:%d" % base in first.out
+        assert "grpc    127.0.0.1:%d" % (base + 1) in first.out
+        assert "metrics http://127.0.0.1:%d/metrics" % (base + 2) in first.out
+    answers = re.findall(r'answer  (".*")', first.out)
+    assert len(answers) == 2 and all(json.loads(a).strip() for a in answers), first
+
+
+def test_each_server_has_its_own_ports_shm_prefix_and_log(converged):
+    dep, _ = converged
+    pids = _pids(dep)
+    assert sorted(pids) == ["triton0", "triton1"]
+    prefixes = set()
+    for name, pid in pids.items():
+        argv = [a.decode() for a in _cmdline(pid)]
+        prefix = [a for a in argv if "shm-region-prefix-name=" in a]
+        assert len(prefix) == 1
+        prefixes.add(prefix[0])
+        log = dep.root / "logs" / ("%s.log" % name)
+        assert "Started GRPCInferenceService" in log.read_text()
+    assert len(prefixes) == 2
+
+
+def test_second_run_changes_nothing_and_keeps_the_same_processes(converged):
+    dep, _ = converged
+    before = _pids(dep)
+    again = dep.playbook()
+    assert again.rc == 0, again
+    assert again.changed == 0, again
+    assert _pids(dep) == before
+
+
+def test_check_mode_on_a_converged_host_predicts_no_change(converged):
+    dep, _ = converged
+    run = dep.playbook("site.yml", "--check", "--diff")
+    assert run.rc == 0, run
+    assert run.changed == 0, run
+
+
+def test_changed_repository_restarts_servers(converged):
+    dep, _ = converged
+    before = _pids(dep)
+    run = dep.playbook("site.yml", "-e", "repository_max_batch_size=4")
+    assert run.rc == 0, run
+    after = _pids(dep)
+    assert set(after) == set(before) and all(after[n] != before[n] for n in after)
+    # and back, so the other tests see the default configuration
+    assert dep.playbook().rc == 0
+
+
+def test_model_that_fails_to_load_is_reported_and_other_servers_keep_serving(converged, tmp_path):
+    dep, _ = converged
+    broken = tmp_path / "broken_repo"
+    shutil.copytree(dep.root / "model_repository", broken, symlinks=True)
+    config = broken / "tensorrt_llm" / "config.pbtxt"
+    text = config.read_text()
+    patched = re.sub(r'(key: "gpt_model_path"\s*value: \{\s*string_value: )"[^"]*"',
+                     r'\1"/nonexistent/engine"', text)
+    assert patched != text
+    config.write_text(patched)
+
+    port = free_port_base(span=3)
+    state = dep.root / "servers"
+    running = json.loads((state / "run" / "triton0.json").read_text())
+    argv = [a for a in running["argv"]
+            if not a.startswith(("--model-repository=", "--http-port=", "--grpc-port=", "--metrics-port=",
+                                 "--backend-config=python,shm-region-prefix-name=", "--id="))]
+    argv += ["--model-repository=%s" % broken, "--http-port=%d" % port, "--grpc-port=%d" % (port + 1),
+             "--metrics-port=%d" % (port + 2), "--backend-config=python,shm-region-prefix-name=brokentest_",
+             "--id=broken"]
+    log = tmp_path / "broken.log"
+    run_dir = str(tmp_path / "run")
+    # The broken server gets exactly the environment of the real ones.
+    args = dict(name="broken", command=argv, run_dir=run_dir, log_file=str(log),
+                environment=_server_environment(dep), ports=[port, port + 1, port + 2])
+    started = dep.adhoc("tritonfleet.serving.process_service", json.dumps(args))
+    assert started.rc == 0, started
+    try:
+        health = dep.adhoc("tritonfleet.serving.triton_health",
+                           "url=127.0.0.1:%d protocol=http models=tensorrt_llm,preprocessing timeout=120 log_file=%s"
+                           % (port, log))
+        assert health.rc != 0, health
+        assert "tensorrt_llm" in health.out and "UNAVAILABLE" in health.out, health
+        assert "nonexistent" in health.out, health  # the reason or the log tail names the bad path
+        # the healthy servers are unaffected
+        verify = dep.playbook("playbooks/verify.yml")
+        assert verify.rc == 0, verify
+    finally:
+        dep.adhoc("tritonfleet.serving.process_service",
+                  json.dumps(dict(name="broken", run_dir=run_dir, state="stopped")))
+
+
+def _server_environment(dep):
+    pid = _pids(dep)["triton0"]
+    raw = pathlib.Path("/proc/%d/environ" % pid).read_bytes().split(b"\0")
+    return dict(item.decode().split("=", 1) for item in raw if b"=" in item)
+
+
+def test_teardown_stops_everything_and_keeps_engines(deployment, tmp_path):
+    dep = deployment
+    assert dep.playbook().rc == 0
+    pids = _pids(dep)
+    down = dep.playbook("playbooks/teardown.yml")
+    assert down.rc == 0, down
+    for pid in pids.values():
+        assert not pathlib.Path("/proc/%d" % pid).exists() or b"Z" in pathlib.Path("/proc/%d/stat" % pid).read_bytes()
+    assert not (dep.root / "servers").exists()
+    assert not (dep.root / "model_repository").exists()
+    assert list((dep.root / "engines").glob("*/*/tritonfleet-engine.json"))
+    assert dep.playbook("playbooks/teardown.yml").changed == 0
+
+
+# ---- bad input: a clear error, and nothing started -------------------------------------------
+
+
+def _nothing_started(dep):
+    return _pids(dep) == {}
+
+
+def test_port_in_use_fails_naming_instance_and_port(deployment, tmp_path):
+    dep = deployment
+    squatter = socket.socket()
+    squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    squatter.bind(("127.0.0.1", dep.port_base + 11))  # instance 1's gRPC port
+    squatter.listen(1)
+    try:
+        run = dep.playbook()
+    finally:
+        squatter.close()
+    assert run.rc != 0
+    assert "triton1: port %d already in use" % (dep.port_base + 11) in run.out, run
+    assert _nothing_started(dep)
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["-e", "servers_port_stride=1"], "triton1: http_port {b1} is already used as grpc_port of triton0"),
+    (["-e", '{"servers_instance_overrides": [{"index": 1, "shm_region_prefix": "tritonfleet0_"}]}'],
+     "shm_region_prefix 'tritonfleet0_' and 'tritonfleet0_' overlap"),
+    (["-e", "servers_model_control_mode=sometimes"], "servers_model_control_mode"),
+])
+def test_invalid_layouts_fail_before_anything_starts(deployment, tmp_path, extra, message):
+    dep = deployment
+    run = dep.playbook("site.yml", *extra)
+    assert run.rc != 0
+    assert message.format(b1=dep.port_base + 1) in run.out, run
+    assert _nothing_started(dep)
+
+
+def test_checkpoint_without_tokenizer_files_is_refused(deployment, tmp_path):
+    dep = deployment
+    ckpt = tmp_path / "ckpt"
+    ckpt.mkdir()
+    (ckpt / "config.json").write_text(json.dumps({"model_type": "llama"}))
+    (ckpt / "model.safetensors").write_bytes(b"\0" * 16)
+    run = dep.playbook("site.yml", "-e", "engine_generate_tiny_checkpoint=false", "-e", "engine_checkpoint_dir=%s" % ckpt)
+    assert run.rc != 0
+    assert "tokenizer files" in run.out and str(ckpt) in run.out, run
+    assert not (dep.root / "engines").exists() or not list((dep.root / "engines").glob("*/*"))
+    assert _nothing_started(dep)

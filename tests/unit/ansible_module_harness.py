@@ -1,0 +1,83 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026, tritonfleet maintainers
+# SPDX-License-Identifier: Apache-2.0
+"""Run an Ansible module's main() in-process with given arguments.
+
+exit_json/fail_json are replaced by functions that raise, so a test gets the
+module's result as an exception payload instead of a SystemExit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from unittest import mock
+
+from ansible.module_utils import basic
+from ansible.module_utils.common.text.converters import to_bytes
+
+try:  # ansible-core >= 2.19
+    from ansible.module_utils.testing import patch_module_args
+except ImportError:  # older ansible-core: the classic _ANSIBLE_ARGS approach
+    patch_module_args = None
+
+
+class AnsibleExitJson(Exception):
+    """exit_json() was called; .result holds its keyword arguments."""
+
+    def __init__(self, result):
+        super().__init__(result)
+        self.result = result
+
+
+class AnsibleFailJson(Exception):
+    """fail_json() was called; .result holds its keyword arguments."""
+
+    def __init__(self, result):
+        super().__init__(result)
+        self.result = result
+
+
+@contextlib.contextmanager
+def set_module_args(args):
+    if patch_module_args is not None:
+        with patch_module_args(args):
+            yield
+        return
+    serialized = to_bytes(json.dumps({'ANSIBLE_MODULE_ARGS': args}))
+    with mock.patch.object(basic, '_ANSIBLE_ARGS', serialized):
+        yield
+
+
+def _exit_json(self, **kwargs):
+    kwargs.setdefault('changed', False)
+    kwargs['warnings'] = list(getattr(self, '_harness_warnings', []))
+    raise AnsibleExitJson(kwargs)
+
+
+def _fail_json(self, msg, **kwargs):
+    kwargs['failed'] = True
+    kwargs['msg'] = msg
+    kwargs['warnings'] = list(getattr(self, '_harness_warnings', []))
+    raise AnsibleFailJson(kwargs)
+
+
+def _warn(self, warning):
+    if not hasattr(self, '_harness_warnings'):
+        self._harness_warnings = []
+    self._harness_warnings.append(warning)
+
+
+def run_module(main, args):
+    """Run main() with args. Returns ('exit'|'fail', result dict)."""
+    with set_module_args(args), \
+            mock.patch.object(basic.AnsibleModule, 'exit_json', _exit_json), \
+            mock.patch.object(basic.AnsibleModule, 'fail_json', _fail_json), \
+            mock.patch.object(basic.AnsibleModule, 'warn', _warn):
+        try:
+            main()
+        except AnsibleExitJson as exc:
+            return 'exit', exc.result
+        except AnsibleFailJson as exc:
+            return 'fail', exc.result
+    raise AssertionError('the module returned without calling exit_json or fail_json')
