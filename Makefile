@@ -31,7 +31,7 @@ converge: venv
 teardown: venv
 	$(BIN)/ansible-playbook playbooks/teardown.yml
 
-test: venv lint
+test: venv lint sanity
 	$(BIN)/pytest -q
 
 unit: venv

@@ -164,8 +164,8 @@ class EngineConfigError(CpuReferenceError):
 def _require_numpy():
     if np is None:
         raise CpuReferenceError(
-            "the CPU reference engine needs numpy, which this Python (%s) cannot import (%s); install "
-            "the collection's requirements.txt into the interpreter that runs it" % (sys.executable, NUMPY_IMPORT_ERROR))
+            "the CPU reference engine needs numpy, which this Python (%s) cannot import (%s); install the "
+            "collection's requirements.txt into the interpreter that runs it" % (sys.executable, NUMPY_IMPORT_ERROR))
 
 
 def _import_optional(name):
@@ -207,6 +207,9 @@ def _file_sha256(path):
 
 
 def _positive_int(value, name, error_class):
+    """``value`` as an int >= 1; digit strings count, since templated Ansible arguments may arrive as text."""
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise error_class("%s must be a positive integer, got %r" % (name, value))
     return value
@@ -344,11 +347,14 @@ def generate_tiny_checkpoint(output_dir, seed=0, hidden_size=64, num_hidden_laye
     """
     _require_numpy()
     _import_optional("safetensors.numpy")  # fail before the slow work, not after it
-    for name, value in (("hidden_size", hidden_size), ("num_hidden_layers", num_hidden_layers),
-                        ("num_attention_heads", num_attention_heads), ("num_key_value_heads", num_key_value_heads),
-                        ("intermediate_size", intermediate_size),
-                        ("max_position_embeddings", max_position_embeddings)):
-        _positive_int(value, name, CheckpointError)
+    hidden_size = _positive_int(hidden_size, "hidden_size", CheckpointError)
+    num_hidden_layers = _positive_int(num_hidden_layers, "num_hidden_layers", CheckpointError)
+    num_attention_heads = _positive_int(num_attention_heads, "num_attention_heads", CheckpointError)
+    num_key_value_heads = _positive_int(num_key_value_heads, "num_key_value_heads", CheckpointError)
+    intermediate_size = _positive_int(intermediate_size, "intermediate_size", CheckpointError)
+    max_position_embeddings = _positive_int(max_position_embeddings, "max_position_embeddings", CheckpointError)
+    if isinstance(seed, str) and seed.strip().isdigit():
+        seed = int(seed)
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise CheckpointError("seed must be a non-negative integer, got %r" % (seed,))
     if hidden_size % num_attention_heads:
@@ -363,9 +369,7 @@ def generate_tiny_checkpoint(output_dir, seed=0, hidden_size=64, num_hidden_laye
 
     tokenizer = _train_tokenizer()
     tokenizer_vocab = tokenizer.get_vocab_size()
-    if vocab_size is None:
-        vocab_size = tokenizer_vocab
-    _positive_int(vocab_size, "vocab_size", CheckpointError)
+    vocab_size = _positive_int(tokenizer_vocab if vocab_size is None else vocab_size, "vocab_size", CheckpointError)
     if vocab_size < tokenizer_vocab:
         raise CheckpointError("vocab_size %d is smaller than the tokenizer's %d tokens; leave it unset or raise it"
                               % (vocab_size, tokenizer_vocab))
@@ -694,9 +698,11 @@ def build_engine(checkpoint_dir, output_dir, tp_size=1, pp_size=1, dtype="float3
     _require_numpy()
     facts = validate_checkpoint(checkpoint_dir)
     checkpoint_dir = facts["path"]
-    for name, value in (("tp_size", tp_size), ("pp_size", pp_size), ("max_batch_size", max_batch_size),
-                        ("max_input_len", max_input_len), ("max_seq_len", max_seq_len)):
-        _positive_int(value, name, EngineBuildError)
+    tp_size = _positive_int(tp_size, "tp_size", EngineBuildError)
+    pp_size = _positive_int(pp_size, "pp_size", EngineBuildError)
+    max_batch_size = _positive_int(max_batch_size, "max_batch_size", EngineBuildError)
+    max_input_len = _positive_int(max_input_len, "max_input_len", EngineBuildError)
+    max_seq_len = _positive_int(max_seq_len, "max_seq_len", EngineBuildError)
     if max_input_len >= max_seq_len:
         raise EngineBuildError("max_input_len (%d) must be smaller than max_seq_len (%d): max_seq_len counts the "
                                "prompt and the generated tokens together" % (max_input_len, max_seq_len))
@@ -749,9 +755,12 @@ def build_engine(checkpoint_dir, output_dir, tp_size=1, pp_size=1, dtype="float3
             layers = _layer_range(shape["num_hidden_layers"], pp_size, pp_rank)
             shard = _rank_tensors(tensors, shape, tp_size, pp_size, tp_rank, pp_rank, vocab_padded, np_dtype)
             name = "rank%d.engine" % rank
-            metadata = {"engine_format": ENGINE_FORMAT, "format_version": FORMAT_VERSION, "rank": str(rank),
-                        "tp_rank": str(tp_rank), "pp_rank": str(pp_rank), "tp_size": str(tp_size),
-                        "pp_size": str(pp_size), "layers": "%d-%d" % (layers.start, layers.stop - 1)}
+            # One metadata key holding sorted JSON: safetensors writes several
+            # keys in hash order, which would make rebuilds differ in bytes.
+            metadata = {"tritonfleet": json.dumps(
+                {"engine_format": ENGINE_FORMAT, "format_version": FORMAT_VERSION, "rank": rank, "tp_rank": tp_rank,
+                 "pp_rank": pp_rank, "tp_size": tp_size, "pp_size": pp_size,
+                 "layers": [layers.start, layers.stop]}, sort_keys=True)}
             _save_safetensors(shard, os.path.join(output_dir, name), metadata)
             rank_files.append(name)
 

@@ -265,6 +265,7 @@ class HealthWaiter(object):
         self.pid = pid
         self.fail_fast = fail_fast
         self.live = False
+        self.reachable = False
         self.ready = False
         self.server = {}
         self.last_error = None
@@ -288,8 +289,10 @@ class HealthWaiter(object):
             raise _StopWaiting()
         try:
             self.live = self.client.live(timeout=self._timeout())
+            self.reachable = True
         except Exception as exc:
             self.live = False
+            self.reachable = False
             self.ready = False
             self.last_error = error_text(exc)
             self.models = [self._unknown(m, 'server not reachable') for m in self.wanted]
@@ -357,7 +360,7 @@ def failure_message(waiter, base_url, timeout, elapsed, pid, log_failures):
             base_url, elapsed, '; '.join(describe_model(m) for m in waiter.failed))
         return msg
     elif not waiter.live:
-        msg = 'Triton at %s not reachable within %ss' % (base_url, timeout)
+        msg = 'Triton at %s not %s within %ss' % (base_url, 'live' if waiter.reachable else 'reachable', timeout)
         if waiter.last_error:
             msg += ': %s' % one_line(waiter.last_error, 300)
     else:

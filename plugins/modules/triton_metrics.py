@@ -99,6 +99,12 @@ options:
       - Validate TLS certificates for C(https) URLs.
     type: bool
     default: true
+  use_proxy:
+    description:
+      - Use the proxy from the environment (E(http_proxy), E(https_proxy), E(no_proxy)).
+      - Set to V(false) when scraping a local server on a host whose proxy does not exempt it.
+    type: bool
+    default: true
   parser:
     description:
       - Which parser to use. V(auto) uses C(prometheus_client) when importable, else the built-in one.
@@ -259,9 +265,9 @@ OPS = {
 OP_CHOICES = list(OPS) + ['increased']
 
 
-def scrape(url, timeout, validate_certs):
+def scrape(url, timeout, validate_certs=True, use_proxy=True):
     """GET url and return its body as text (raises on any failure)."""
-    response = open_url(url, method='GET', timeout=timeout, validate_certs=validate_certs,
+    response = open_url(url, method='GET', timeout=timeout, validate_certs=validate_certs, use_proxy=use_proxy,
                         headers={'Accept': 'text/plain;version=0.0.4;q=1,*/*;q=0.1'})
     return to_text(response.read(), errors='surrogate_or_replace')
 
@@ -358,6 +364,7 @@ def main():
             baseline=dict(type='raw'),
             timeout=dict(type='float', default=10),
             validate_certs=dict(type='bool', default=True),
+            use_proxy=dict(type='bool', default=True),
             parser=dict(type='str', default='auto', choices=list(PARSERS)),
         ),
         supports_check_mode=True,
@@ -381,7 +388,7 @@ def main():
 
     url = params['url']
     try:
-        text = scrape(url, params['timeout'], params['validate_certs'])
+        text = scrape(url, params['timeout'], params['validate_certs'], params['use_proxy'])
     except Exception as exc:  # open_url raises many kinds (HTTPError, URLError, socket, SSL ...)
         module.fail_json(msg='Cannot scrape %s: %s' % (url, to_native(exc)), url=url)
 

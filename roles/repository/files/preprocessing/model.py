@@ -1,0 +1,322 @@
+"""`preprocessing`: text in, token ids out (Triton Python backend).
+
+Turns the ensemble's request into the inputs of `tensorrt_llm`, with the
+tensors of upstream's inflight_batcher_llm preprocessing model:
+
+  QUERY [batch, 1] strings          -> INPUT_ID [batch, max_len] (padded with pad_id)
+                                       REQUEST_INPUT_LEN [batch, 1]
+  REQUEST_OUTPUT_LEN [batch, n]     -> REQUEST_OUTPUT_LEN (checked, as INT32)
+  BAD_WORDS_DICT / STOP_WORDS_DICT  -> BAD_WORDS_IDS / STOP_WORDS_IDS [batch, 2, n]
+  EMBEDDING_BIAS_WORDS / _WEIGHTS   -> EMBEDDING_BIAS [batch, vocab] ([batch, 0]: none)
+  END_ID / PAD_ID (optional)        -> OUT_END_ID / OUT_PAD_ID [batch, 1]
+
+Word lists use TensorRT-LLM's flattened format: row 0 holds the token ids of
+all words one after another, row 1 the cumulative end offset of each word,
+both padded (ids with 0, offsets with -1) to the longest row of the batch.
+Each string of a BAD_WORDS_DICT/STOP_WORDS_DICT row may hold several words
+separated by commas (CSV quoting keeps a comma inside a word).
+
+The helpers are plain functions so they can be tested without Triton; the
+Triton utilities are imported only when the model runs inside the server.
+A bad request gets an error response; it never takes the model down.
+"""
+
+import csv
+import json
+import os
+
+import numpy as np
+
+try:  # only present inside the Triton Python backend stub
+    import triton_python_backend_utils as pb_utils
+except ImportError:  # pragma: no cover - unit tests import the helpers directly
+    pb_utils = None
+
+TRUE_STRINGS = ("1", "true", "t", "yes", "y", "on")
+
+
+def parse_bool(value, default=False):
+    """Read a Triton string parameter as a boolean."""
+    if value is None:
+        return default
+    text = str(value).strip().lower()
+    if text == "":
+        return default
+    return text in TRUE_STRINGS
+
+
+def model_parameters(model_config):
+    """Return the string parameters of a parsed model configuration."""
+    params = {}
+    for key, value in (model_config.get("parameters") or {}).items():
+        if isinstance(value, dict):
+            params[key] = value.get("string_value", "")
+        else:
+            params[key] = str(value)
+    return params
+
+
+def load_tokenizer(tokenizer_dir, tokenizer_type="auto", trust_remote_code=True):
+    """Load an HF tokenizer from a local directory, never from the network."""
+    if not tokenizer_dir or not os.path.isdir(tokenizer_dir):
+        raise ValueError(f"tokenizer_dir {tokenizer_dir!r} is not a directory")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    from transformers import AutoTokenizer  # imported late: heavy, and offline first
+
+    kwargs = {"local_files_only": True, "trust_remote_code": trust_remote_code}
+    if tokenizer_type == "llama":
+        kwargs["legacy"] = False
+    elif tokenizer_type not in ("auto", "t5", "", None):
+        raise ValueError(f"unexpected tokenizer_type {tokenizer_type!r} (auto, llama or t5)")
+    return AutoTokenizer.from_pretrained(tokenizer_dir, **kwargs)
+
+
+def default_special_ids(tokenizer):
+    """End and pad ids from the tokenizer: eos, and pad falling back to eos."""
+    end_id = tokenizer.eos_token_id
+    pad_id = tokenizer.pad_token_id
+    if end_id is None:
+        end_id = pad_id if pad_id is not None else 0
+    if pad_id is None:
+        pad_id = end_id
+    return int(end_id), int(pad_id)
+
+
+def as_text(value):
+    """A Triton BYTES element (bytes, numpy bytes or str) as str."""
+    if isinstance(value, (bytes, np.bytes_)):
+        return bytes(value).decode("utf-8")
+    if isinstance(value, np.ndarray):
+        return as_text(value.item())
+    return str(value)
+
+
+def row_strings(row):
+    """The strings of one batch row of a TYPE_STRING tensor."""
+    return [as_text(item) for item in np.asarray(row, dtype=object).reshape(-1)]
+
+
+def encode_queries(tokenizer, queries, add_special_tokens, pad_id):
+    """Tokenize a [batch, 1] QUERY tensor.
+
+    Returns (input_ids int32 [batch, max_len], input_lengths int32 [batch, 1]).
+    """
+    queries = np.asarray(queries, dtype=object)
+    if queries.ndim == 1:
+        queries = queries.reshape(-1, 1)
+    sequences = []
+    for index, row in enumerate(queries):
+        texts = row_strings(row)
+        if len(texts) != 1:
+            raise ValueError(
+                f"QUERY row {index} holds {len(texts)} strings; send one prompt per batch entry"
+            )
+        ids = tokenizer.encode(texts[0], add_special_tokens=add_special_tokens)
+        if len(ids) == 0:
+            raise ValueError(f"QUERY row {index} is empty after tokenization")
+        sequences.append(ids)
+    max_len = max(len(ids) for ids in sequences)
+    input_ids = np.full((len(sequences), max_len), pad_id, dtype=np.int32)
+    for index, ids in enumerate(sequences):
+        input_ids[index, : len(ids)] = ids
+    input_lengths = np.array([[len(ids)] for ids in sequences], dtype=np.int32)
+    return input_ids, input_lengths
+
+
+def split_words(texts):
+    """Words of one BAD_WORDS_DICT/STOP_WORDS_DICT row (comma separated, CSV quoting)."""
+    words = []
+    for text in texts:
+        if text == "":
+            continue
+        for fields in csv.reader([text]):
+            words.extend(field for field in fields if field != "")
+    return words
+
+
+def to_word_list_format(tokenizer, word_dict, batch_size):
+    """Build TensorRT-LLM's [batch, 2, n] word list from a [batch, k] string tensor.
+
+    No tensor gives an empty [batch, 2, 0] list.
+    """
+    if word_dict is None:
+        return np.zeros((batch_size, 2, 0), dtype=np.int32)
+    rows = np.asarray(word_dict, dtype=object)
+    if rows.ndim == 1:
+        rows = rows.reshape(-1, 1)
+    flat_ids = []
+    offsets = []
+    for row in rows:
+        item_ids = []
+        item_offsets = []
+        for word in split_words(row_strings(row)):
+            ids = tokenizer.encode(word, add_special_tokens=False)
+            if not ids:
+                continue
+            item_ids.extend(ids)
+            item_offsets.append(len(item_ids))
+        flat_ids.append(item_ids)
+        offsets.append(item_offsets)
+    width = max(1, max(len(ids) for ids in flat_ids))
+    result = np.zeros((len(flat_ids), 2, width), dtype=np.int32)
+    result[:, 1, :] = -1
+    for index, (ids, ends) in enumerate(zip(flat_ids, offsets)):
+        result[index, 0, : len(ids)] = ids
+        result[index, 1, : len(ends)] = ends
+    return result
+
+
+def embedding_bias(tokenizer, words, weights, batch_size, vocab_size=None):
+    """EMBEDDING_BIAS [batch, vocab] from words and their weights.
+
+    Every token of a word gets the word's weight added. Without words or
+    weights the result is an empty [batch, 0] tensor (no bias).
+    """
+    if words is None or weights is None:
+        return np.zeros((batch_size, 0), dtype=np.float32)
+    size = int(vocab_size) if vocab_size else len(tokenizer)
+    word_rows = np.asarray(words, dtype=object)
+    weight_rows = np.asarray(weights, dtype=np.float32)
+    if word_rows.ndim == 1:
+        word_rows = word_rows.reshape(1, -1)
+    if weight_rows.ndim == 1:
+        weight_rows = weight_rows.reshape(1, -1)
+    if word_rows.shape[0] != weight_rows.shape[0]:
+        raise ValueError("EMBEDDING_BIAS_WORDS and EMBEDDING_BIAS_WEIGHTS differ in batch size")
+    bias = np.zeros((word_rows.shape[0], size), dtype=np.float32)
+    for index, (word_row, weight_row) in enumerate(zip(word_rows, weight_rows)):
+        row_words = row_strings(word_row)
+        if len(row_words) != len(weight_row):
+            raise ValueError(
+                f"row {index}: {len(row_words)} embedding bias words but {len(weight_row)} weights"
+            )
+        for word, weight in zip(row_words, weight_row):
+            if word == "":
+                continue
+            for token in tokenizer.encode(word, add_special_tokens=False):
+                if not 0 <= token < size:
+                    raise ValueError(f"token {token} of {word!r} is outside the vocabulary ({size})")
+                bias[index, token] += weight
+    return bias
+
+
+def request_output_len(value):
+    """REQUEST_OUTPUT_LEN as INT32, every value checked to be > 0."""
+    lengths = np.asarray(value)
+    if lengths.size == 0:
+        raise ValueError("max_tokens (REQUEST_OUTPUT_LEN) is empty")
+    if not np.issubdtype(lengths.dtype, np.integer):
+        raise ValueError("max_tokens (REQUEST_OUTPUT_LEN) must be an integer tensor")
+    if (lengths <= 0).any():
+        raise ValueError("max_tokens (REQUEST_OUTPUT_LEN) must be greater than 0")
+    lengths = lengths.astype(np.int32)
+    if lengths.ndim == 1:
+        lengths = lengths.reshape(-1, 1)
+    return lengths
+
+
+def special_id_tensor(value, default, batch_size):
+    """OUT_END_ID/OUT_PAD_ID [batch, 1]: the request's value, else the tokenizer's."""
+    if value is None:
+        return np.full((batch_size, 1), default, dtype=np.int32)
+    ids = np.asarray(value).astype(np.int32).reshape(-1, 1)
+    if ids.shape[0] == 1 and batch_size > 1:
+        ids = np.repeat(ids, batch_size, axis=0)
+    return ids
+
+
+class Preprocessor:
+    """The tokenization of one model instance, independent of Triton."""
+
+    def __init__(self, params):
+        self.tokenizer = load_tokenizer(
+            params.get("tokenizer_dir", ""),
+            params.get("tokenizer_type", "auto") or "auto",
+            parse_bool(params.get("trust_remote_code"), True),
+        )
+        self.add_special_tokens = parse_bool(params.get("add_special_tokens"), True)
+        vocab = params.get("vocab_size", "")
+        self.vocab_size = int(vocab) if str(vocab).strip() else None
+        self.end_id, self.pad_id = default_special_ids(self.tokenizer)
+
+    def __call__(self, inputs):
+        """Map a dict of input arrays (None when absent) to a dict of outputs."""
+        query = inputs.get("QUERY")
+        if query is None:
+            raise ValueError("QUERY (text_input) is required")
+        if inputs.get("REQUEST_OUTPUT_LEN") is None:
+            raise ValueError("REQUEST_OUTPUT_LEN (max_tokens) is required")
+        end_id = special_id_tensor(inputs.get("END_ID"), self.end_id, np.asarray(query).shape[0])
+        pad_id = special_id_tensor(inputs.get("PAD_ID"), self.pad_id, np.asarray(query).shape[0])
+        input_ids, input_lengths = encode_queries(
+            self.tokenizer, query, self.add_special_tokens, int(pad_id[0, 0])
+        )
+        batch_size = input_ids.shape[0]
+        return {
+            "INPUT_ID": input_ids,
+            "REQUEST_INPUT_LEN": input_lengths,
+            "BAD_WORDS_IDS": to_word_list_format(self.tokenizer, inputs.get("BAD_WORDS_DICT"), batch_size),
+            "STOP_WORDS_IDS": to_word_list_format(self.tokenizer, inputs.get("STOP_WORDS_DICT"), batch_size),
+            "EMBEDDING_BIAS": embedding_bias(
+                self.tokenizer,
+                inputs.get("EMBEDDING_BIAS_WORDS"),
+                inputs.get("EMBEDDING_BIAS_WEIGHTS"),
+                batch_size,
+                self.vocab_size,
+            ),
+            "REQUEST_OUTPUT_LEN": request_output_len(inputs["REQUEST_OUTPUT_LEN"]),
+            "OUT_END_ID": end_id,
+            "OUT_PAD_ID": pad_id,
+        }
+
+
+INPUT_NAMES = (
+    "QUERY",
+    "REQUEST_OUTPUT_LEN",
+    "BAD_WORDS_DICT",
+    "STOP_WORDS_DICT",
+    "EMBEDDING_BIAS_WORDS",
+    "EMBEDDING_BIAS_WEIGHTS",
+    "END_ID",
+    "PAD_ID",
+)
+
+
+class TritonPythonModel:
+    """Triton entry point."""
+
+    def initialize(self, args):
+        model_config = json.loads(args["model_config"])
+        self.preprocessor = Preprocessor(model_parameters(model_config))
+        self.output_dtypes = {
+            output["name"]: pb_utils.triton_string_to_numpy(output["data_type"])
+            for output in model_config.get("output", [])
+        }
+
+    def execute(self, requests):
+        responses = []
+        for request in requests:
+            try:
+                inputs = {}
+                for name in INPUT_NAMES:
+                    tensor = pb_utils.get_input_tensor_by_name(request, name)
+                    inputs[name] = None if tensor is None else tensor.as_numpy()
+                outputs = self.preprocessor(inputs)
+                tensors = [
+                    pb_utils.Tensor(name, value.astype(self.output_dtypes.get(name, value.dtype)))
+                    for name, value in outputs.items()
+                    if name in self.output_dtypes
+                ]
+                responses.append(pb_utils.InferenceResponse(output_tensors=tensors))
+            except Exception as error:  # noqa: BLE001 - one bad request must not fail the batch
+                responses.append(
+                    pb_utils.InferenceResponse(
+                        output_tensors=[],
+                        error=pb_utils.TritonError(f"preprocessing: {error}"),
+                    )
+                )
+        return responses
+
+    def finalize(self):
+        self.preprocessor = None
