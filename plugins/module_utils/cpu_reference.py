@@ -1,6 +1,7 @@
 # -*- coding: utf-8 -*-
-# Copyright: tritonfleet maintainers
-# Apache License 2.0 (see galaxy.yml)
+# Copyright: (c) 2026, tritonfleet maintainers
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 """The CPU reference engine: the ``cpu`` accelerator mode's stand-in for TensorRT-LLM.
 
 Three jobs live here, all usable from Ansible modules and from a shell:

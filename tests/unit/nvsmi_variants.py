@@ -1,6 +1,7 @@
 # -*- coding: utf-8 -*-
-# Copyright (c) 2026, tritonfleet maintainers
-# SPDX-License-Identifier: Apache-2.0
+# Copyright: (c) 2026, tritonfleet maintainers
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Variants of the real H100 ``nvidia-smi -q -x`` output, derived programmatically.
 
 Every variant starts from tests/fixtures/h100-host/nvidia-smi-q.xml and only

@@ -1,5 +1,6 @@
-# Copyright: tritonfleet maintainers
-# Apache License 2.0 (see galaxy.yml)
+# Copyright: (c) 2026, tritonfleet maintainers
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Triton Python backend model serving the CPU reference engine as ``tensorrt_llm``.
 
 In the ``cpu`` accelerator mode this file stands where the ``tensorrtllm``
