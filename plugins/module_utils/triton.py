@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
-# Copyright (c) 2025, tritonfleet maintainers
-# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
-# SPDX-License-Identifier: Apache-2.0
+# Copyright: (c) 2026, tritonfleet maintainers
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 
 """Helpers shared by the tritonfleet.serving Triton modules.
 
@@ -746,6 +746,7 @@ def grpc_generate(endpoint, model, inputs, timeout, model_version='', request_id
     deadline = Deadline(timeout, clock=clock)
     result = GenerationResult(clock=clock)
     final = False
+    finished = False  # the server is done with the request (final flag or an error response)
     try:
         try:
             client.start_stream(callback=functools.partial(_queue_callback, responses),
@@ -767,6 +768,7 @@ def grpc_generate(endpoint, model, inputs, timeout, model_version='', request_id
             except _queue.Empty:
                 continue
             if error is not None:
+                finished = True
                 raise TritonError('%s: %s' % (model, error_text(error)), result=result)
             response = infer_result.get_response()
             flag = _final_flag(response)
@@ -776,14 +778,16 @@ def grpc_generate(endpoint, model, inputs, timeout, model_version='', request_id
         result.finish(final)
         return result
     finally:
+        # cancel only a request the server may still be working on (timeout)
         try:
-            client.stop_stream(cancel_requests=not final)
+            client.stop_stream(cancel_requests=not (final or finished))
         except Exception:
             pass
         try:
             client.close()
         except Exception:
             pass
+        client = None  # do not let a traceback keep the channel alive
 
 
 def _http_error_text(body, fallback):

@@ -1,8 +1,8 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
-# Copyright (c) 2025, tritonfleet maintainers
-# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
-# SPDX-License-Identifier: Apache-2.0
+# Copyright: (c) 2026, tritonfleet maintainers
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
@@ -20,15 +20,16 @@ description:
     and the tail of the server's log (O(log_file)) is returned in RV(log_tail).
   - Read-only. It never reports a change, and check mode runs the same checks.
 author:
-  - tritonfleet maintainers
+  - tritonfleet maintainers (@tritonfleet)
 requirements:
   - tritonclient[http] for O(protocol=http), tritonclient[grpc] for O(protocol=grpc)
 attributes:
   check_mode:
     support: full
-    details: Only reads; check mode polls exactly as a normal run does.
+    description: Only reads; check mode polls exactly as a normal run does.
   diff_mode:
     support: none
+    description: Nothing is changed, so there is no diff.
 options:
   url:
     description:

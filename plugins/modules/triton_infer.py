@@ -1,8 +1,8 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
-# Copyright (c) 2025, tritonfleet maintainers
-# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
-# SPDX-License-Identifier: Apache-2.0
+# Copyright: (c) 2026, tritonfleet maintainers
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
@@ -24,15 +24,16 @@ description:
   - Read-only, it never reports a change. In check mode the request is B(not) sent (inference costs GPU time
     and moves the server's metrics); the module returns RV(skipped=true) and the request it would have sent.
 author:
-  - tritonfleet maintainers
+  - tritonfleet maintainers (@tritonfleet)
 requirements:
   - tritonclient[grpc] and numpy for O(protocol=grpc); tritonclient[http] and numpy for O(http_endpoint=infer)
 attributes:
   check_mode:
     support: full
-    details: The request is not sent in check mode.
+    description: The request is not sent in check mode.
   diff_mode:
     support: none
+    description: Nothing is changed, so there is no diff.
 options:
   url:
     description:
@@ -256,7 +257,7 @@ def run_module():
             model=dict(type='str', default='ensemble'),
             model_version=dict(type='str', default=''),
             prompt=dict(type='str', required=True),
-            max_tokens=dict(type='int', default=32),
+            max_tokens=dict(type='int', default=32, no_log=False),
             stream=dict(type='bool'),
             parameters=dict(type='dict', default={}),
             extra_inputs=dict(type='list', elements='dict', default=[], options=dict(

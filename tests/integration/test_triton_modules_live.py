@@ -1,6 +1,7 @@
 # -*- coding: utf-8 -*-
-# Copyright (c) 2025, tritonfleet maintainers
-# SPDX-License-Identifier: Apache-2.0
+# Copyright: (c) 2026, tritonfleet maintainers
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 """triton_health and triton_infer against a real tritonserver (CPU, Python backend, toy models).
 
 tritonserver, the Python backend and its stub come from the nvidia-pytriton wheel in the venv.
@@ -137,7 +138,7 @@ class TritonPythonModel:
                 sender.send(pb_utils.InferenceResponse(output_tensors=[text_tensor(" ".join(words))]))
             sender.send(flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
         return None
-''' % ([name for name, _, _ in OPTIONAL_INPUTS],)
+''' % ([item[0] for item in OPTIONAL_INPUTS],)
 
 PLAIN_CONFIG = '''
 backend: "python"
@@ -219,7 +220,7 @@ def write_repository(root, names):
 def free_ports(count):
     socks = []
     try:
-        for _ in range(count):
+        for dummy in range(count):
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             sock.bind(('127.0.0.1', 0))
             socks.append(sock)
@@ -248,7 +249,7 @@ class Server(object):
         Server.counter += 1
         self.http_port, self.grpc_port, self.metrics_port = free_ports(3)
         self.log = log
-        self.shm_prefix = 'tfmod%d_%d' % (os.getpid(), Server.counter)
+        self.shm_prefix = 'tfmod%d_%dx' % (os.getpid(), Server.counter)
         env = dict(os.environ)
         env['LD_LIBRARY_PATH'] = os.pathsep.join(
             [str(SITE / 'nvidia_pytriton.libs')] + ([env['LD_LIBRARY_PATH']] if env.get('LD_LIBRARY_PATH') else []))
@@ -284,6 +285,14 @@ class Server(object):
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(timeout=10)
         self._log_handle.close()
+        # a killed server leaves its Python-backend shm regions behind
+        shm = pathlib.Path('/dev/shm')
+        if shm.is_dir():
+            for region in shm.glob(self.shm_prefix + '*'):
+                try:
+                    region.unlink()
+                except OSError:
+                    pass
 
 
 @pytest.fixture
@@ -353,7 +362,7 @@ def run_module(module, args, check_mode=False):
 
 
 def run_ansible(tmp_path, module, args, check=False):
-    """Run the module through the real `ansible` ad-hoc CLI; returns (rc, result dict)."""
+    """Run the module through the real `ansible` ad-hoc CLI; returns (rc, result dict or None, output)."""
     env = dict(os.environ)
     env.update({
         'ANSIBLE_COLLECTIONS_PATH': str(REPO_ROOT / '.collections'),
@@ -370,11 +379,10 @@ def run_ansible(tmp_path, module, args, check=False):
     if check:
         cmd.append('--check')
     proc = subprocess.run(cmd, cwd=str(tmp_path), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          timeout=180)
+                          timeout=180, check=False)
     out = proc.stdout.decode('utf-8', 'replace')
-    marker = out.find('=> ')
-    assert marker >= 0, out
-    return proc.returncode, json.loads(out[marker + 3:])
+    marker = out.rfind('=> ')
+    return proc.returncode, (json.loads(out[marker + 3:]) if marker >= 0 else None), out
 
 
 # --------------------------------------------------------------------------
@@ -444,7 +452,8 @@ def test_grpc_wrong_datatype_is_reported(llm_server):
     out = run_module(triton_infer, {'url': llm_server.grpc_url, 'prompt': 'hi', 'extra_inputs': [
         {'name': 'temperature', 'datatype': 'FP64', 'value': 0.5}]})
     assert out.failed
-    assert "expecting TYPE_FP32" in out.result['msg'] and out.result['msg'].startswith('ensemble: ')
+    assert out.result['msg'] == ("ensemble: [request id: <id_unknown>] inference input 'temperature' data-type "
+                                 "is 'FP64', but model 'ensemble' expects 'FP32'")
 
 
 def test_grpc_unknown_model(llm_server):
@@ -463,7 +472,7 @@ def test_http_generate(llm_server):
                                     'prompt': 'the quick brown fox', 'max_tokens': 3, 'stream': False,
                                     'parameters': {'temperature': 0.5, 'random_seed': 7}})
     assert not out.failed, out.result['msg']
-    assert out.result['text'] == 'echo: the quick [random_seed=7 temperature=0.5]'
+    assert out.result['text'] == 'echo: the quick [temperature=0.5 random_seed=7]'
     assert out.result['endpoint'] == 'generate' and out.result['responses'] == 1
 
 
@@ -493,10 +502,20 @@ def test_http_infer_endpoint_for_plain_model(llm_server):
     assert out.result['text'] == 'plain: hello'
 
 
-def test_http_missing_required_input(llm_server):
+def test_http_generate_unknown_fields_and_models(llm_server):
+    # generate maps JSON fields onto the model's inputs; a field that is no input is not an error
     out = run_module(triton_infer, {'url': llm_server.http_url, 'protocol': 'http', 'model': 'plain',
                                     'prompt': 'x', 'parameters': {'top_k': 1}})
-    assert out.failed and 'HTTP 400' in out.result['msg'] and 'top_k' in out.result['msg']
+    assert not out.failed, out.result['msg']
+    assert out.result['text'] == 'plain: x'
+    # over gRPC the same request is refused (KServe infer checks the input count)
+    out = run_module(triton_infer, {'url': llm_server.grpc_url, 'model': 'plain', 'prompt': 'x',
+                                    'parameters': {'top_k': 1}})
+    assert out.failed and "expected 2 inputs but got 3 inputs for model 'plain'" in out.result['msg']
+    out = run_module(triton_infer, {'url': llm_server.http_url, 'protocol': 'http', 'model': 'nope', 'prompt': 'x'})
+    assert out.failed
+    assert out.result['msg'] == ("http://%s/v2/models/nope/generate: HTTP 404: Request for unknown model: "
+                                 "'nope' is not found" % llm_server.http_url)
 
 
 def test_expect_text_mismatch(llm_server):
@@ -529,16 +548,23 @@ def test_check_mode_sends_no_request(llm_server):
 
 
 def test_through_ansible_cli(llm_server, tmp_path):
-    rc, result = run_ansible(tmp_path, 'triton_health', {
+    rc, result, out = run_ansible(tmp_path, 'triton_health', {
         'url': llm_server.http_url, 'models': ['ensemble', 'plain'], 'timeout': 10})
-    assert rc == 0, result
+    assert rc == 0, out
     assert result['changed'] is False and result['ready'] is True
-    rc, result = run_ansible(tmp_path, 'triton_infer', {
+    rc, result, out = run_ansible(tmp_path, 'triton_health', {
+        'url': llm_server.grpc_url, 'protocol': 'grpc', 'models': ['tensorrt_llm'], 'timeout': 0.3})
+    assert rc == 2 and 'FAILED!' in out, out
+    assert 'tensorrt_llm: no state' in result['msg']
+    rc, result, out = run_ansible(tmp_path, 'triton_infer', {
         'url': llm_server.grpc_url, 'prompt': 'over the cli', 'stream': True, 'parameters': {'top_k': 1}})
-    assert rc == 0, result
+    assert rc == 0, out
     assert result['text'] == 'echo: over the cli [top_k=1]' and result['responses'] == 5
-    rc, result = run_ansible(tmp_path, 'triton_infer', {'url': llm_server.grpc_url, 'prompt': 'x'}, check=True)
-    assert rc == 0 and result['skipped'] is True and result['msg'] == 'check mode: request not sent'
+    # check mode: the ad-hoc callback shows a skipped result ("localhost | SKIPPED") and no request is sent
+    before = _success_count(llm_server, 'ensemble')
+    rc, result, out = run_ansible(tmp_path, 'triton_infer', {'url': llm_server.grpc_url, 'prompt': 'x'}, check=True)
+    assert rc == 0 and 'SKIPPED' in out, out
+    assert _success_count(llm_server, 'ensemble') == before
 
 
 # --------------------------------------------------------------------------

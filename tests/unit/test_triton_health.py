@@ -1,6 +1,7 @@
 # -*- coding: utf-8 -*-
-# Copyright (c) 2025, tritonfleet maintainers
-# SPDX-License-Identifier: Apache-2.0
+# Copyright: (c) 2026, tritonfleet maintainers
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Unit tests for triton_health and the shared helpers in module_utils/triton.py (mocked clients)."""
 
 from __future__ import absolute_import, division, print_function
@@ -451,7 +452,7 @@ def test_fail_fast_off_waits_for_timeout():
 def test_unloaded_versions_do_not_fail_fast():
     client = FakeClient(models={'m': [False, True]},
                         index_seq=[[{'name': 'm', 'version': '1', 'state': 'UNAVAILABLE', 'reason': 'unloaded'}],
-                               [{'name': 'm', 'version': '2', 'state': 'READY'}]])
+                                   [{'name': 'm', 'version': '2', 'state': 'READY'}]])
     out = run_health({'models': ['m'], 'timeout': 5, 'interval': 0.05}, client=client)
     assert not out.failed and out.result['models'][0]['version'] == '2'
 
