@@ -620,7 +620,7 @@ def _check_tensors(tensors, shape, checkpoint_dir):
         if wrong:
             problems.append("; ".join(wrong[:8]))
         raise EngineBuildError("checkpoint %s does not match its config.json: %s" % (checkpoint_dir,
-                                                                                      "; ".join(problems)))
+                                                                                     "; ".join(problems)))
     for name in expected:
         if tensors[name].dtype.kind != "f":
             raise EngineBuildError("checkpoint %s: tensor %s has dtype %s; quantized checkpoints are not supported "
@@ -888,4 +888,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

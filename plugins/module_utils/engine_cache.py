@@ -129,8 +129,8 @@ class EngineCache(object):
                 entries.append((os.path.getmtime(os.path.join(path, MANIFEST)), path))
         entries.sort(reverse=True)
         keep_path = self.path_for(keep_key)
-        survivors = [keep_path] + [p for _, p in entries if p != keep_path][:max(keep - 1, 0)]
-        removed = [p for _, p in entries if p not in survivors]
+        survivors = [keep_path] + [p for _unused, p in entries if p != keep_path][:max(keep - 1, 0)]
+        removed = [p for _unused, p in entries if p not in survivors]
         for path in removed:
             shutil.rmtree(path, ignore_errors=True)
         return removed

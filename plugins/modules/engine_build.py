@@ -79,6 +79,8 @@ options:
     description: Where the build's output goes; defaults to C(<cache_dir>/<name>/build.log).
     type: path
 attributes:
+  platform:
+    platforms: posix
   check_mode:
     support: full
   diff_mode:

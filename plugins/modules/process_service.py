@@ -75,6 +75,8 @@ options:
     type: float
     default: 1.0
 attributes:
+  platform:
+    platforms: posix
   check_mode:
     support: full
   diff_mode:

@@ -42,6 +42,8 @@ options:
     type: int
     default: 2
 attributes:
+  platform:
+    platforms: posix
   check_mode:
     support: full
   diff_mode:

@@ -158,7 +158,7 @@ class Smoke(object):
             found = [line.split('=>')[-1].strip() for line in cache.splitlines() if line.strip().startswith(lib + ' ')]
             if not found:
                 found = [os.path.join(d, lib) for d in ('/usr/local/nvidia/lib64', '/usr/local/nvidia/lib',
-                                                         '/usr/lib/x86_64-linux-gnu', '/usr/lib64', '/usr/lib/wsl/lib')
+                                                        '/usr/lib/x86_64-linux-gnu', '/usr/lib64', '/usr/lib/wsl/lib')
                          if os.path.exists(os.path.join(d, lib))]
             driver_libs[lib] = {'paths': found, 'in_ld_cache': lib + ' ' in cache}
         return {
@@ -255,7 +255,7 @@ class Smoke(object):
                            self.gpu.get('uuid') and (self.gpu.get('memory_total_mib') or 0) > 0
                            and self.gpu.get('compute_capability'),
                            '%s %s %s MiB cc %s' % (self.gpu.get('name'), self.gpu.get('uuid'),
-                                                  self.gpu.get('memory_total_mib'), self.gpu.get('compute_capability')))
+                                                   self.gpu.get('memory_total_mib'), self.gpu.get('compute_capability')))
 
     def step_layout(self):
         from ansible_collections.tritonfleet.serving.plugins.filter.serving import (
@@ -267,7 +267,7 @@ class Smoke(object):
                                           shm_region_prefix='h100smoke', name_prefix='smoketriton',
                                           gpu_ids=gpu_ids, gpus_per_instance=0 if self.cpu else 1)
         host_gpu_ids = None if self.cpu else [g['index'] for g in (self.results.get('gpu_facts') or {})
-                                                             .get('tritonfleet_gpus', [])]
+                                              .get('tritonfleet_gpus', [])]
         problems = triton_instance_conflicts(self.instances, host_gpu_ids=host_gpu_ids)
         self.results['instances'] = self.instances
         self.results['instance_conflicts'] = problems
@@ -364,7 +364,7 @@ class Smoke(object):
                     device.get('torch_cuda'), device.get('capability'), device.get('instance_kind')))
             else:
                 self.note('WARNING %s model fell back to %s: %s' % (inst['name'], device.get('device'),
-                                                                     device.get('fallback_reason')))
+                                                                    device.get('fallback_reason')))
 
     def wait_metrics(self, inst, timeout=20):
         """Wait until the scrape holds the model's success counter (and GPU memory in gpu mode)."""
@@ -427,8 +427,8 @@ class Smoke(object):
             self.check('process_service stopped %s' % inst['name'],
                        rc == 0 and result.get('action') == 'stopped' and not pid_alive(server['pid']),
                        'action=%s in %.2f s, pid %s alive=%s %s' % (result.get('action'), server['stop_seconds'],
-                                                                   server['pid'], pid_alive(server['pid']),
-                                                                   result.get('msg', '')))
+                                                                    server['pid'], pid_alive(server['pid']),
+                                                                    result.get('msg', '')))
             del self.started[inst['name']]
         for inst in self.instances:
             left = self.shm_regions(inst['shm_region_prefix'])
@@ -462,7 +462,7 @@ class Smoke(object):
         self.results['stub_ldd'] = ldd.decode('utf-8', 'replace')
         missing = [line.strip() for line in self.results['stub_ldd'].splitlines() if 'not found' in line]
         self.check('python backend stub %s links (libpython %s in %s)' % (runtime['tag'], runtime['libpython'],
-                                                                        runtime['libpython_dir']),
+                                                                          runtime['libpython_dir']),
                    not missing and os.path.exists(binary), '; '.join(missing) or 'all libraries found')
         repo = self.write_model_repository(runtime)
 
@@ -533,7 +533,7 @@ def summary(smoke):
         lines.append('memory       : %s MiB total, %s MiB used, %s MiB free' % (
             gpu.get('memory_total_mib'), gpu.get('memory_used_mib'), gpu.get('memory_free_mib')))
         lines.append('compute cap. : %s (source %s)' % (gpu.get('compute_capability'),
-                                                         gpu.get('compute_capability_source')))
+                                                        gpu.get('compute_capability_source')))
         lines.append('MIG          : capable=%s current=%s pending=%s devices=%d' % (
             gpu.get('mig_capable'), (gpu.get('mig_mode') or {}).get('current'),
             (gpu.get('mig_mode') or {}).get('pending'), len(gpu.get('mig_devices') or [])))
@@ -548,7 +548,7 @@ def summary(smoke):
     lines.append('python       : %s %s, stub %s, %s in %s' % (py.get('executable'), py.get('version'), py.get('tag'),
                                                               py.get('libpython'), py.get('libpython_dir')))
     lines.append('driver libs  : %s' % ', '.join('%s %s' % (lib, info['paths'][:1] or 'not found')
-                                                   for lib, info in sorted((py.get('driver_libs') or {}).items())))
+                                                 for lib, info in sorted((py.get('driver_libs') or {}).items())))
     for inst in smoke.instances:
         server = res['servers'].get(inst['name'], {})
         lines.append('%s : http %d grpc %d metrics %d shm %s gpus %s pid %s' % (

@@ -14,7 +14,7 @@ RECAP = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s
 
 def free_port_base(span=40):
     """A base port with `span` free ports above it (the layout uses base..base+span)."""
-    for _ in range(50):
+    for _unused in range(50):
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
         base = sock.getsockname()[1]
@@ -75,11 +75,11 @@ class Deployment:
 
     def playbook(self, playbook="site.yml", *args, timeout=900):
         proc = subprocess.run([str(BIN / "ansible-playbook"), playbook, *args], cwd=REPO, env=self.env(),
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout)
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout, check=False)
         return Run(proc)
 
     def adhoc(self, module, args, timeout=300):
         proc = subprocess.run([str(BIN / "ansible"), "localhost", "-m", module, "-a", args], cwd=REPO,
                               env=self.env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                              timeout=timeout)
+                              timeout=timeout, check=False)
         return Run(proc)

@@ -268,7 +268,7 @@ def test_missing_engine_path_fails_the_load_clearly(server):
 
 def test_non_streaming_returns_all_tokens(server, engine, tokenizer):
     prompt = tokenizer.encode("The morning train left the station").ids
-    expected = [token for token, _ in engine.generate(prompt, 12)]
+    expected = [token for token, _unused in engine.generate(prompt, 12)]
     responses = stream_request(server[1], make_inputs(grpcclient, prompt, 12, streaming=np.array([False])))
     assert len(responses) == 1
     (response,) = responses
@@ -280,7 +280,7 @@ def test_non_streaming_returns_all_tokens(server, engine, tokenizer):
 
 def test_streaming_sends_one_token_per_response(server, engine, tokenizer):
     prompt = tokenizer.encode("Hello, world! How are you").ids
-    expected = [token for token, _ in engine.generate(prompt, 10)]
+    expected = [token for token, _unused in engine.generate(prompt, 10)]
     responses = stream_request(server[1], make_inputs(grpcclient, prompt, 10, streaming=np.array([True]),
                                                       return_log_probs=np.array([True])))
     assert [r["output_ids"].shape for r in responses] == [(1, 1, 1)] * 10
@@ -296,7 +296,7 @@ def test_streaming_sends_one_token_per_response(server, engine, tokenizer):
 
 def test_stop_words_end_id_and_sampling_inputs(server, engine, tokenizer):
     prompt = tokenizer.encode("Please check the configuration file").ids
-    greedy = [token for token, _ in engine.generate(prompt, 16)]
+    greedy = [token for token, _unused in engine.generate(prompt, 16)]
     word = greedy[3:5]
     first = next(i for i in range(len(greedy) - 1) if greedy[i:i + 2] == word)
     responses = stream_request(server[1], make_inputs(grpcclient, prompt, 16,
@@ -314,7 +314,7 @@ def test_stop_words_end_id_and_sampling_inputs(server, engine, tokenizer):
     second_draw = stream_request(server[1], make_inputs(grpcclient, prompt, 16, **sampling))
     assert first_draw[0]["output_ids"].tolist() == second_draw[0]["output_ids"].tolist()
     assert first_draw[0]["output_ids"][0, 0].tolist() == [
-        t for t, _ in engine.generate(prompt, 16, top_k=40, top_p=0.9, temperature=1.3, random_seed=1234)]
+        t for t, _unused in engine.generate(prompt, 16, top_k=40, top_p=0.9, temperature=1.3, random_seed=1234)]
 
 
 def test_prompt_table_and_embedding_bias(server, engine):
@@ -324,7 +324,7 @@ def test_prompt_table_and_embedding_bias(server, engine):
     table = engine.embedding[[40, 41]].astype(np.float16)
     responses = stream_request(server[1], make_inputs(grpcclient, virtual, 6, prompt_embedding_table=table,
                                                       prompt_vocab_size=np.array([2], np.int32)))
-    expected = [t for t, _ in engine.generate(prompt, 6, prompt_embedding_table=table.astype(np.float32))]
+    expected = [t for t, _unused in engine.generate(prompt, 6, prompt_embedding_table=table.astype(np.float32))]
     assert responses[0]["output_ids"][0, 0].tolist() == expected
 
     bias = np.zeros(engine.vocab_size, np.float32)
@@ -363,7 +363,7 @@ def test_not_decoupled_model_includes_input_and_batches(server, engine):
     output_ids, lengths = result.as_numpy("output_ids"), result.as_numpy("sequence_length")
     assert output_ids.shape == (2, 1, width + 6) and lengths.tolist() == [[11], [9]]
     for row, prompt in enumerate(prompts):
-        expected = prompt + [t for t, _ in engine.generate(prompt, 6)]
+        expected = prompt + [t for t, _unused in engine.generate(prompt, 6)]
         assert output_ids[row, 0, :lengths[row, 0]].tolist() == expected
 
     streaming = make_inputs(httpclient, [1, 2, 3], 4, streaming=np.array([True]))

@@ -1,7 +1,6 @@
 """The whole pipeline on this machine: site.yml, idempotence, verify, teardown, bad input."""
 
 import json
-import os
 import pathlib
 import re
 import shutil
@@ -46,7 +45,7 @@ def test_site_converges_and_prints_endpoints_and_answers(converged):
 
 
 def test_each_server_has_its_own_ports_shm_prefix_and_log(converged):
-    dep, _ = converged
+    dep, _unused = converged
     pids = _pids(dep)
     assert sorted(pids) == ["triton0", "triton1"]
     prefixes = set()
@@ -61,7 +60,7 @@ def test_each_server_has_its_own_ports_shm_prefix_and_log(converged):
 
 
 def test_second_run_changes_nothing_and_keeps_the_same_processes(converged):
-    dep, _ = converged
+    dep, _unused = converged
     before = _pids(dep)
     again = dep.playbook()
     assert again.rc == 0, again
@@ -70,14 +69,14 @@ def test_second_run_changes_nothing_and_keeps_the_same_processes(converged):
 
 
 def test_check_mode_on_a_converged_host_predicts_no_change(converged):
-    dep, _ = converged
+    dep, _unused = converged
     run = dep.playbook("site.yml", "--check", "--diff")
     assert run.rc == 0, run
     assert run.changed == 0, run
 
 
 def test_changed_repository_restarts_servers(converged):
-    dep, _ = converged
+    dep, _unused = converged
     before = _pids(dep)
     run = dep.playbook("site.yml", "-e", "repository_max_batch_size=4")
     assert run.rc == 0, run
@@ -88,7 +87,7 @@ def test_changed_repository_restarts_servers(converged):
 
 
 def test_model_that_fails_to_load_is_reported_and_other_servers_keep_serving(converged, tmp_path):
-    dep, _ = converged
+    dep, _unused = converged
     broken = tmp_path / "broken_repo"
     shutil.copytree(dep.root / "model_repository", broken, symlinks=True)
     config = broken / "tensorrt_llm" / "config.pbtxt"

@@ -118,7 +118,7 @@ class Env:
             [str(PLAYBOOK_BIN), "-i", "localhost,", "-c", "local",
              "-e", f"ansible_python_interpreter={sys.executable}",
              "-e", f"@{varfile}", *args, str(self.playbook)],
-            env=env, capture_output=True, text=True, timeout=600, cwd=str(self.root),
+            env=env, capture_output=True, text=True, timeout=600, cwd=str(self.root), check=False,
         )
         try:
             data = json.loads(proc.stdout[proc.stdout.index("{"):])
@@ -141,13 +141,13 @@ def task_results(data):
 
 def failure_message(data):
     return "\n".join(
-        str(result.get("msg", "")) for _, result in task_results(data) if result.get("failed")
+        str(result.get("msg", "")) for _unused, result in task_results(data) if result.get("failed")
     )
 
 
 def facts(data):
     merged = {}
-    for _, result in task_results(data):
+    for _unused, result in task_results(data):
         merged.update(result.get("ansible_facts", {}))
     return merged
 
@@ -206,13 +206,13 @@ def test_switching_modes_prunes_what_is_no_longer_rendered(env):
 def test_new_version_directory_and_pruning_old_ones(env):
     assert env.run()[0] == 0
     policy = {"specific": {"versions": [1, 2]}}
-    rc, _, raw = env.run(repository_model_version=2, repository_version_policy=policy)
+    rc, _unused, raw = env.run(repository_model_version=2, repository_version_policy=policy)
     assert rc == 0, raw
     assert (env.repository / "preprocessing" / "1" / "model.py").is_file()  # kept for rollbacks
     assert (env.repository / "preprocessing" / "2" / "model.py").is_file()
     config = parse_config(env.repository / "ensemble" / "config.pbtxt")
     assert list(config.version_policy.specific.versions) == [1, 2]
-    rc, _, raw = env.run(repository_model_version=2, repository_prune_versions=True)
+    rc, _unused, raw = env.run(repository_model_version=2, repository_prune_versions=True)
     assert rc == 0, raw
     assert not (env.repository / "preprocessing" / "1").exists()
     assert (env.repository / "preprocessing" / "2").is_dir()
@@ -420,7 +420,7 @@ class Served:
         import tritonclient.grpc as grpcclient
 
         backends, python_bin = _python_backend(self.root, self.scratch / "triton")
-        ports = [_free_port() for _ in range(3)]
+        ports = [_free_port() for _unused in range(3)]
         self.log = self.log_path.open("w")
         self.server = subprocess.Popen(
             [str(self.root / "bin" / "tritonserver"), f"--model-repository={self.repository}",
@@ -454,7 +454,7 @@ class Served:
 
 
 def test_rendered_repository_serves_text(env, tmp_path):
-    rc, _, raw = env.run(repository_enable_bls=True)
+    rc, _unused, raw = env.run(repository_enable_bls=True)
     assert rc == 0, raw
     # The CPU reference engine needs a built engine; an echo model stands in for it here.
     (env.repository / "tensorrt_llm" / "1" / "model.py").write_text(STUB_ENGINE)
@@ -497,8 +497,8 @@ def test_rendered_repository_serves_the_cpu_reference_engine(env, tmp_path):
     checkpoint, engine = tmp_path / "checkpoint", tmp_path / "cpu_engine"
     generate_tiny_checkpoint(str(checkpoint), seed=0)
     build_engine(str(checkpoint), str(engine), max_input_len=64, max_seq_len=128)
-    rc, _, raw = env.run(repository_enable_bls=True, repository_engine_dir=str(engine),
-                         repository_tokenizer_dir=str(checkpoint))
+    rc, _unused, raw = env.run(repository_enable_bls=True, repository_engine_dir=str(engine),
+                               repository_tokenizer_dir=str(checkpoint))
     assert rc == 0, raw
     with Served(env.repository, tmp_path) as served:
         prompt = "The quick brown fox"

@@ -61,7 +61,7 @@ def engine(engines):
 
 @pytest.fixture(scope="module")
 def greedy_tokens(engine):
-    return [token for token, _ in engine.generate(PROMPT, 24)]
+    return [token for token, _unused in engine.generate(PROMPT, 24)]
 
 
 def _files(path):
@@ -256,7 +256,7 @@ def test_build_engine_layout(engines, checkpoint):
             assert key in pretrained
         assert (build["max_batch_size"], build["max_input_len"], build["max_seq_len"]) == (8, 64, 128)
         assert sorted(p.name for p in engine_dir.glob("rank*.engine")) == ["rank%d.engine" % r
-                                                                             for r in range(tp * pp)]
+                                                                           for r in range(tp * pp)]
     # Column-parallel q/k/v: rank 1 of tp 2 holds half of each (2 q heads, 1 kv head, 16 wide).
     shard = load_file(str(engines[(2, 1)] / "rank1.engine"))
     assert shard["transformer.layers.0.attention.qkv.weight"].shape == ((2 + 1 + 1) * 16, 64)
@@ -384,11 +384,11 @@ def test_kv_cache_decoding_matches_full_recompute(engine, checkpoint, greedy_tok
 
 
 def test_greedy_is_deterministic(engine, engines, greedy_tokens):
-    assert [t for t, _ in engine.generate(PROMPT, 24)] == greedy_tokens
+    assert [t for t, _unused in engine.generate(PROMPT, 24)] == greedy_tokens
     again = CpuEngine.load(str(engines[(1, 1)]))
-    assert [t for t, _ in again.generate(PROMPT, 24)] == greedy_tokens
+    assert [t for t, _unused in again.generate(PROMPT, 24)] == greedy_tokens
     # Temperature does not affect greedy decoding; top_k 0 with top_p 0 is greedy too.
-    assert [t for t, _ in engine.generate(PROMPT, 24, temperature=0.3, top_k=0, top_p=0.0)] == greedy_tokens
+    assert [t for t, _unused in engine.generate(PROMPT, 24, temperature=0.3, top_k=0, top_p=0.0)] == greedy_tokens
     assert len(set(greedy_tokens)) > 3  # the random model does not collapse to a single token
 
 
@@ -398,7 +398,7 @@ def test_tensor_parallel_shards_merge_to_the_same_model(engines, engine, greedy_
     for key in ((2, 1), (1, 2), (2, 2)):
         merged = CpuEngine.load(str(engines[key]))
         np.testing.assert_allclose(merged.forward(PROMPT, merged.new_cache()), expected, rtol=1e-5, atol=1e-5)
-        assert [t for t, _ in merged.generate(PROMPT, 24)] == greedy_tokens
+        assert [t for t, _unused in merged.generate(PROMPT, 24)] == greedy_tokens
     half = CpuEngine.load(str(engines["float16"]))
     np.testing.assert_allclose(half.forward(PROMPT, half.new_cache()), expected, atol=0.05)
 
@@ -407,13 +407,13 @@ def test_end_id_stops_and_min_length_suppresses_it(engine, greedy_tokens):
     position = 6
     end_id = greedy_tokens[position]
     first = greedy_tokens.index(end_id)
-    assert [t for t, _ in engine.generate(PROMPT, 24, end_id=end_id)] == greedy_tokens[:first]
+    assert [t for t, _unused in engine.generate(PROMPT, 24, end_id=end_id)] == greedy_tokens[:first]
 
     end_id = greedy_tokens[0]
     assert list(engine.generate(PROMPT, 24, end_id=end_id, min_length=0)) == []
     # The default min_length of 1 (as upstream's) always yields a first token.
     assert next(engine.generate(PROMPT, 24, end_id=end_id))[0] != end_id
-    held = [t for t, _ in engine.generate(PROMPT, 24, end_id=end_id, min_length=3)]
+    held = [t for t, _unused in engine.generate(PROMPT, 24, end_id=end_id, min_length=3)]
     assert len(held) >= 3 and end_id not in held[:3]
     # The engine's eos is the default end_id.
     assert engine.eos_id == 2
@@ -422,23 +422,23 @@ def test_end_id_stops_and_min_length_suppresses_it(engine, greedy_tokens):
 def test_stop_words_end_generation_after_the_word(engine, greedy_tokens):
     word = greedy_tokens[4:6]
     first = next(i for i in range(len(greedy_tokens) - 1) if greedy_tokens[i:i + 2] == word)
-    out = [t for t, _ in engine.generate(PROMPT, 24, stop_words=[[999999], word])]
+    out = [t for t, _unused in engine.generate(PROMPT, 24, stop_words=[[999999], word])]
     assert out == greedy_tokens[:first + 2]
-    assert [t for t, _ in engine.generate(PROMPT, 24, stop_words=[[]])] == greedy_tokens
+    assert [t for t, _unused in engine.generate(PROMPT, 24, stop_words=[[]])] == greedy_tokens
 
 
 def test_bad_words_bias_and_penalties_change_choices(engine, greedy_tokens):
-    banned = [t for t, _ in engine.generate(PROMPT, 4, bad_words=[[greedy_tokens[0]]])]
+    banned = [t for t, _unused in engine.generate(PROMPT, 4, bad_words=[[greedy_tokens[0]]])]
     assert banned[0] != greedy_tokens[0]
     # A two-token bad word bans its last token only after its first.
-    pair = [t for t, _ in engine.generate(PROMPT, 4, bad_words=[[PROMPT[-1], greedy_tokens[0]]])]
+    pair = [t for t, _unused in engine.generate(PROMPT, 4, bad_words=[[PROMPT[-1], greedy_tokens[0]]])]
     assert pair[0] != greedy_tokens[0]
     bias = np.zeros(engine.vocab_size, np.float32)
     bias[500] = 1000.0
-    assert [t for t, _ in engine.generate(PROMPT, 5, embedding_bias=bias)] == [500] * 5
-    repeated = [t for t, _ in engine.generate(PROMPT, 24, repetition_penalty=10.0)]
+    assert [t for t, _unused in engine.generate(PROMPT, 5, embedding_bias=bias)] == [500] * 5
+    repeated = [t for t, _unused in engine.generate(PROMPT, 24, repetition_penalty=10.0)]
     assert len(set(repeated)) == len(repeated)  # a strong penalty forbids repeats in practice
-    present = [t for t, _ in engine.generate(PROMPT, 24, presence_penalty=100.0)]
+    present = [t for t, _unused in engine.generate(PROMPT, 24, presence_penalty=100.0)]
     assert len(set(present)) == len(present) and not set(present) & set(PROMPT)
     with pytest.raises(RequestError, match="embedding_bias"):
         engine.generate(PROMPT, 5, embedding_bias=np.ones(7, np.float32))
@@ -448,7 +448,7 @@ def test_sampling_is_reproducible_with_a_seed(engine, greedy_tokens):
     def sample(seed, **kwargs):
         options = dict(temperature=1.5, top_k=50, top_p=0.95, random_seed=seed)
         options.update(kwargs)
-        return [t for t, _ in engine.generate(PROMPT, 24, **options)]
+        return [t for t, _unused in engine.generate(PROMPT, 24, **options)]
 
     first = sample(7)
     assert sample(7) == first
@@ -465,20 +465,20 @@ def test_sampling_is_reproducible_with_a_seed(engine, greedy_tokens):
 def test_log_probs(engine, greedy_tokens):
     # min_length 0: otherwise step 0 bans end_id, which moves its probability elsewhere.
     steps = list(engine.generate(PROMPT, 8, return_log_probs=True, min_length=0))
-    assert [t for t, _ in steps] == greedy_tokens[:8]
-    assert all(lp < 0 for _, lp in steps)
+    assert [t for t, _unused in steps] == greedy_tokens[:8]
+    assert all(lp < 0 for _unused, lp in steps)
     cache = engine.new_cache()
     logits = engine.forward(PROMPT, cache)[-1].astype(np.float64)
     expected = logits[greedy_tokens[0]] - np.log(np.sum(np.exp(logits - logits.max()))) - logits.max()
     assert steps[0][1] == pytest.approx(expected, abs=1e-4)
-    assert all(lp == 0.0 for _, lp in engine.generate(PROMPT, 3))
+    assert all(lp == 0.0 for _unused, lp in engine.generate(PROMPT, 3))
 
 
 def test_prompt_embedding_table_serves_virtual_tokens(engine):
     table = engine.embedding[[40, 41]]
     virtual = [PROMPT[0], engine.vocab_size, engine.vocab_size + 1] + PROMPT[3:]
-    with_table = [t for t, _ in engine.generate(virtual, 6, prompt_embedding_table=table)]
-    assert with_table == [t for t, _ in engine.generate(PROMPT, 6)]
+    with_table = [t for t, _unused in engine.generate(virtual, 6, prompt_embedding_table=table)]
+    assert with_table == [t for t, _unused in engine.generate(PROMPT, 6)]
     with pytest.raises(RequestError, match="input_ids must lie in"):
         engine.generate(virtual, 6)
 

@@ -277,7 +277,7 @@ def test_playbook_sets_facts(tmp_path):
     proc = subprocess.run(
         [str(pathlib.Path(sys.executable).parent / 'ansible-playbook'), '-i', 'localhost,', '-c', 'local',
          '-e', 'ansible_python_interpreter=%s' % sys.executable, str(playbook)],
-        cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=300)
+        cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     stats = json.loads(proc.stdout)['stats']['localhost']
     assert stats['failures'] == 0 and stats['changed'] == 0 and stats['ok'] == 4

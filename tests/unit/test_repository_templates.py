@@ -250,7 +250,7 @@ def check_ensemble(ensemble, models):
         if tensor.name not in consumed:
             problems.append(f"ensemble input {tensor.name} is not used by any step")
     outputs = {t.name for t in ensemble.output}
-    for name, (_, _, _, source) in available.items():
+    for name, (_unused, _unused, _unused, source) in available.items():
         if source != "ensemble input" and name not in consumed and name not in outputs:
             problems.append(f"{name} from {source} is never used")
     return problems
@@ -350,8 +350,8 @@ def test_templates_parse_and_keep_the_contract(accelerator, decoupled, bls, poli
 
 @pytest.mark.parametrize("accelerator", ["gpu", "cpu"])
 def test_strict_v07_contract_without_extended_inputs(accelerator):
-    _, models = render_all(repository_accelerator=accelerator, repository_extended_inputs=False,
-                           repository_enable_bls=True)
+    _unused, models = render_all(repository_accelerator=accelerator, repository_extended_inputs=False,
+                                 repository_enable_bls=True)
     assert set(tensors(models["ensemble"], "input")) == set(ENSEMBLE_INPUTS)
     assert set(tensors(models["tensorrt_llm"], "input")) == set(ENGINE_INPUTS)
     assert set(tensors(models["tensorrt_llm_bls"], "input")) == set(ENSEMBLE_INPUTS)
@@ -359,7 +359,7 @@ def test_strict_v07_contract_without_extended_inputs(accelerator):
 
 
 def test_instance_counts_and_queue_settings():
-    _, models = render_all(
+    _unused, models = render_all(
         repository_accelerator="cpu", repository_enable_bls=True,
         repository_preprocessing_instances=3, repository_postprocessing_instances=2,
         repository_bls_instances=4, repository_tensorrt_llm_instances=5,
@@ -373,8 +373,8 @@ def test_instance_counts_and_queue_settings():
     assert batching.max_queue_delay_microseconds == 250
     assert batching.default_queue_policy.max_queue_size == 64
     # gpu: the tensorrtllm backend manages the GPUs, one KIND_CPU instance
-    _, gpu = render_all(repository_accelerator="gpu", repository_tensorrt_llm_instances=5,
-                        repository_dynamic_batching=False)
+    _unused, gpu = render_all(repository_accelerator="gpu", repository_tensorrt_llm_instances=5,
+                              repository_dynamic_batching=False)
     assert [(g.kind, g.count) for g in gpu["tensorrt_llm"].instance_group] == [
         (model_config_pb2.ModelInstanceGroup.KIND_CPU, 1)
     ]
@@ -445,7 +445,7 @@ def test_argument_specs_cover_every_default():
 
 
 def test_ensemble_check_catches_miswiring():
-    _, models = render_all()
+    _unused, models = render_all()
     ensemble = models["ensemble"]
     step = ensemble.ensemble_scheduling.step[1]
     step.input_map["runtime_top_k"] = "top_p"  # FP32 into INT32
@@ -718,7 +718,7 @@ def test_bls_pipeline_streams_and_accumulates(bls_module, preprocessor, postproc
 
 
 def test_bls_tables_match_the_rendered_configs(bls_module):
-    _, models = render_all(repository_enable_bls=True)
+    _unused, models = render_all(repository_enable_bls=True)
     bls_inputs = set(tensors(models["tensorrt_llm_bls"], "input"))
     assert set(bls_module.CLIENT_INPUTS) == bls_inputs
     engine_inputs = set(tensors(models["tensorrt_llm"], "input"))
@@ -737,6 +737,6 @@ def test_python_models_import_without_triton():
     if "triton_python_backend_utils" in sys.modules:
         pytest.skip("the Triton utilities are importable here")
     for relative in ("preprocessing/model.py", "postprocessing/model.py", "tensorrt_llm_bls/model.py"):
-        module = load_module(relative, "tritonfleet_probe_" + relative.split("/")[0])
+        module = load_module(relative, "tritonfleet_probe_" + relative.split("/", maxsplit=1)[0])
         assert module.pb_utils is None
         assert hasattr(module, "TritonPythonModel")

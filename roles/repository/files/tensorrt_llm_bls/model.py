@@ -169,6 +169,13 @@ def client_outputs(postprocessed):
     }
 
 
+def first_response(responses):
+    """The first response of a BLS call; an empty stream is an error, not the end of ours."""
+    for response in responses:
+        return response
+    raise RuntimeError("a composing model returned no response")
+
+
 class TokenAccumulator:
     """Collects streamed tokens of one request (batch 1, beam 1)."""
 
@@ -213,8 +220,8 @@ class Pipeline:
         streaming = first_bool(client.get("stream"))
         if streaming and not self.decoupled:
             raise ValueError("stream=true needs the decoupled transaction policy (repository_decoupled)")
-        preprocessed = next(
-            iter(
+        preprocessed = first_response(
+            (
                 self.call(
                     "preprocessing",
                     preprocessing_inputs(client),
@@ -232,8 +239,8 @@ class Pipeline:
                 continue  # e.g. the empty response that only carries the final flag
             if accumulator is not None:
                 generated = accumulator.add(generated)
-            postprocessed = next(
-                iter(
+            postprocessed = first_response(
+                (
                     self.call(
                         "postprocessing",
                         postprocessing_inputs(generated),

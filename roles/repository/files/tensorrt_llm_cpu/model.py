@@ -269,8 +269,8 @@ class TritonPythonModel:
             prompt, steps = self._start(parsed, index)
             generated = [] if stop else list(steps)
             prompts.append(prompt)
-            tokens.append([token for token, _ in generated])
-            log_probs.append([log_prob for _, log_prob in generated])
+            tokens.append([token for token, _unused in generated])
+            log_probs.append([log_prob for _unused, log_prob in generated])
             cumulative.append(float(sum(log_probs[-1])))
         return self._response(tokens, log_probs, cumulative, prompts, include_prompt=not self.exclude_input_in_output)
 
