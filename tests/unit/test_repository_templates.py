@@ -147,7 +147,17 @@ PARAMETER_VARIABLE = {
 
 # ---------------------------------------------------------------- rendering
 def role_defaults():
-    return yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())
+    """The role's defaults as Ansible resolves them on a host no earlier stage ran on.
+
+    A few defaults take the hand-over facts of earlier stages (tritonfleet_*);
+    without those facts they fall back to plain values, resolved here the same way.
+    """
+    defaults = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())
+    resolver = jinja2.Environment(undefined=jinja2.ChainableUndefined)
+    for name, value in defaults.items():
+        if isinstance(value, str) and "{{" in value:
+            defaults[name] = resolver.from_string(value).render()
+    return defaults
 
 
 def environment():
@@ -428,6 +438,11 @@ def test_defaults_used_by_templates_are_plain_values():
     defaults = role_defaults()
     for name, value in defaults.items():
         assert "{{" not in json.dumps(value), f"{name} holds a template; the unit renderer would not resolve it"
+    # Without the earlier stages' facts the wiring defaults fall back to standalone values.
+    assert defaults["repository_accelerator"] == "gpu"
+    assert defaults["repository_dir"] == "/var/lib/tritonfleet/model_repository"
+    assert defaults["repository_engine_dir"] == ""
+    assert defaults["repository_tokenizer_dir"] == ""
     assert defaults["repository_max_batch_size"] == 8
     assert defaults["repository_decoupled"] is True
     assert defaults["repository_model_version"] == 1
