@@ -52,7 +52,8 @@ def stream_tokens(url, prompt, tokens, results):
     client.start_stream(callback=lambda result, error: responses.put((result, error)))
 
     def tensor(name, value, dtype):
-        array = np.array([[value]], dtype=np.object_ if dtype == "BYTES" else dtype)
+        numpy_type = {"BYTES": np.object_, "INT32": np.int32, "BOOL": np.bool_}[dtype]
+        array = np.array([[value]], dtype=numpy_type)
         inp = grpcclient.InferInput(name, list(array.shape), dtype)
         inp.set_data_from_numpy(array)
         return inp
