@@ -472,6 +472,10 @@ def test_ensemble_check_catches_miswiring():
 
 # ------------------------------------------------------- the Python models
 def load_module(relative, name):
+    # The role installs common/tritonfleet_model_utils.py next to each model.py;
+    # in the source tree it lives in files/common.
+    if str(FILES / "common") not in sys.path:
+        sys.path.insert(0, str(FILES / "common"))
     spec = importlib.util.spec_from_file_location(name, FILES / relative)
     module = importlib.util.module_from_spec(spec)
     # no __pycache__ inside the role's files/

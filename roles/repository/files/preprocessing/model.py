@@ -24,6 +24,7 @@ A bad request gets an error response; it never takes the model down.
 import csv
 import json
 import os
+import sys
 
 import numpy as np
 
@@ -32,44 +33,13 @@ try:  # only present inside the Triton Python backend stub
 except ImportError:  # pragma: no cover - unit tests import the helpers directly
     pb_utils = None
 
-TRUE_STRINGS = ("1", "true", "t", "yes", "y", "on")
+# Triton loads model.py by path; its sibling tritonfleet_model_utils.py is
+# importable only once this directory is on sys.path.
+_HERE = os.path.dirname(os.path.abspath(__file__))
+if _HERE not in sys.path:
+    sys.path.insert(0, _HERE)
 
-
-def parse_bool(value, default=False):
-    """Read a Triton string parameter as a boolean."""
-    if value is None:
-        return default
-    text = str(value).strip().lower()
-    if text == "":
-        return default
-    return text in TRUE_STRINGS
-
-
-def model_parameters(model_config):
-    """Return the string parameters of a parsed model configuration."""
-    params = {}
-    for key, value in (model_config.get("parameters") or {}).items():
-        if isinstance(value, dict):
-            params[key] = value.get("string_value", "")
-        else:
-            params[key] = str(value)
-    return params
-
-
-def load_tokenizer(tokenizer_dir, tokenizer_type="auto", trust_remote_code=True):
-    """Load an HF tokenizer from a local directory, never from the network."""
-    if not tokenizer_dir or not os.path.isdir(tokenizer_dir):
-        raise ValueError(f"tokenizer_dir {tokenizer_dir!r} is not a directory")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    from transformers import AutoTokenizer  # imported late: heavy, and offline first
-
-    kwargs = {"local_files_only": True, "trust_remote_code": trust_remote_code}
-    if tokenizer_type == "llama":
-        kwargs["legacy"] = False
-    elif tokenizer_type not in ("auto", "t5", "", None):
-        raise ValueError(f"unexpected tokenizer_type {tokenizer_type!r} (auto, llama or t5)")
-    return AutoTokenizer.from_pretrained(tokenizer_dir, **kwargs)
+from tritonfleet_model_utils import load_tokenizer, model_parameters, parse_bool  # noqa: E402
 
 
 def default_special_ids(tokenizer):

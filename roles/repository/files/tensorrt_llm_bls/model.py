@@ -19,6 +19,8 @@ Errors become error responses; the model itself keeps serving.
 """
 
 import json
+import os
+import sys
 
 import numpy as np
 
@@ -27,7 +29,13 @@ try:  # only present inside the Triton Python backend stub
 except ImportError:  # pragma: no cover - unit tests import the helpers directly
     pb_utils = None
 
-TRUE_STRINGS = ("1", "true", "t", "yes", "y", "on")
+# Triton loads model.py by path; its sibling tritonfleet_model_utils.py is
+# importable only once this directory is on sys.path.
+_HERE = os.path.dirname(os.path.abspath(__file__))
+if _HERE not in sys.path:
+    sys.path.insert(0, _HERE)
+
+from tritonfleet_model_utils import model_parameters, parse_bool  # noqa: E402
 
 # client input -> preprocessing input
 CLIENT_TO_PREPROCESSING = {
@@ -91,27 +99,6 @@ POSTPROCESSING_TO_CLIENT = {
 }
 # Optional engine inputs an empty tensor stands for "none" (not forwarded).
 DROP_WHEN_EMPTY = ("bad_words_list", "stop_words_list", "embedding_bias")
-
-
-def parse_bool(value, default=False):
-    """Read a Triton string parameter as a boolean."""
-    if value is None:
-        return default
-    text = str(value).strip().lower()
-    if text == "":
-        return default
-    return text in TRUE_STRINGS
-
-
-def model_parameters(model_config):
-    """Return the string parameters of a parsed model configuration."""
-    params = {}
-    for key, value in (model_config.get("parameters") or {}).items():
-        if isinstance(value, dict):
-            params[key] = value.get("string_value", "")
-        else:
-            params[key] = str(value)
-    return params
 
 
 def first_bool(value):
