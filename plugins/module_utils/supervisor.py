@@ -15,7 +15,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import errno
 import hashlib
 import json
 import os
@@ -23,6 +22,8 @@ import signal
 import socket
 import subprocess
 import time
+
+from ansible_collections.tritonfleet.serving.plugins.module_utils.processes import process_running, tail_file
 
 LOG_ROTATE_BYTES = 50 * 1024 * 1024
 
@@ -75,19 +76,6 @@ def process_cmdline(pid):
     return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
 
 
-def pid_alive(pid):
-    try:
-        os.kill(pid, 0)
-    except OSError as exc:
-        return exc.errno == errno.EPERM
-    # A zombie still answers kill(0); it is not serving anything.
-    try:
-        with open("/proc/%d/stat" % pid) as handle:
-            return handle.read().split(") ", 1)[1][0] != "Z"
-    except (OSError, IndexError):
-        return True
-
-
 def port_in_use(port, host="0.0.0.0"):
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
@@ -101,15 +89,11 @@ def port_in_use(port, host="0.0.0.0"):
 
 
 def tail(path, lines=40):
+    """The last lines of a log for a failure message; none when the log is missing."""
     try:
-        with open(path, "rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            size = handle.tell()
-            handle.seek(max(0, size - 64 * 1024))
-            data = handle.read()
-    except OSError:
+        return tail_file(path, lines)
+    except (IOError, OSError):
         return []
-    return data.decode(errors="replace").splitlines()[-lines:]
 
 
 class Service(object):
@@ -134,7 +118,7 @@ class Service(object):
                 pid = int(handle.read().strip())
         except (OSError, ValueError):
             return None
-        if not pid_alive(pid):
+        if not process_running(pid):
             return None
         cmdline = process_cmdline(pid)
         if state and cmdline is not None and cmdline != state.get("argv"):
@@ -184,11 +168,11 @@ class Service(object):
         if pid is not None:
             self._signal_group(pid, signal.SIGTERM)
             deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline and pid_alive(pid):
+            while time.monotonic() < deadline and process_running(pid):
                 time.sleep(0.1)
-            if pid_alive(pid):
+            if process_running(pid):
                 self._signal_group(pid, signal.SIGKILL)
-                while pid_alive(pid):
+                while process_running(pid):
                     time.sleep(0.05)
         for path in (self.pid_file, self.state_file):
             try:

@@ -23,6 +23,8 @@ author:
   - tritonfleet maintainers (@tritonfleet)
 requirements:
   - tritonclient[http] for O(protocol=http), tritonclient[grpc] for O(protocol=grpc)
+extends_documentation_fragment:
+  - tritonfleet.serving.triton
 attributes:
   check_mode:
     support: full
@@ -31,13 +33,6 @@ attributes:
     support: none
     description: Nothing is changed, so there is no diff.
 options:
-  url:
-    description:
-      - Address of the server, C(host:port), with or without a scheme (V(http://), V(https://), V(grpc://), V(grpcs://)).
-      - The HTTP port (default V(8000)) for O(protocol=http), the gRPC port (default V(8001)) for O(protocol=grpc).
-      - V(https://) or V(grpcs://) turns TLS on. A missing port means the protocol's default port.
-      - Defaults to C(127.0.0.1) on the protocol's default port.
-    type: str
   protocol:
     description: Protocol to talk to the server with.
     type: str
@@ -218,10 +213,9 @@ from ansible_collections.tritonfleet.serving.plugins.module_utils.triton import 
     normalize_url,
     one_line,
     poll_until,
-    process_running,
     require_tritonclient,
-    tail_file,
 )
+from ansible_collections.tritonfleet.serving.plugins.module_utils.processes import process_running, tail_file
 
 # How many lines of the log are scanned for load failures.
 LOG_SCAN_LINES = 2000

@@ -14,56 +14,23 @@ from unittest import mock
 
 import pytest
 
-from ansible.module_utils import basic
-from ansible.module_utils.testing import patch_module_args
 
+from ansible_collections.tritonfleet.serving.plugins.module_utils import processes
 from ansible_collections.tritonfleet.serving.plugins.module_utils import triton as tu
 from ansible_collections.tritonfleet.serving.plugins.modules import triton_health
-
-
-class ModuleExit(Exception):
-    def __init__(self, failed, result):
-        super(ModuleExit, self).__init__(result.get('msg'))
-        self.failed = failed
-        self.result = result
-
-
-def _exit_json(self, **kwargs):
-    kwargs.setdefault('changed', False)
-    raise ModuleExit(False, kwargs)
-
-
-def _fail_json(self, msg, **kwargs):
-    kwargs['msg'] = msg
-    kwargs['failed'] = True
-    raise ModuleExit(True, kwargs)
+from ansible_module_harness import run_module
 
 
 def run_health(args, check_mode=False, client=None):
-    args = dict(args)
-    if check_mode:
-        args['_ansible_check_mode'] = True
-    patches = [
-        mock.patch.object(basic.AnsibleModule, 'exit_json', _exit_json),
-        mock.patch.object(basic.AnsibleModule, 'fail_json', _fail_json),
-    ]
-    made = []
-    if client is not None:
-        def factory(protocol, url, request_timeout=5.0, verbose=False):
-            client.made_with = (protocol, url, request_timeout)
-            made.append(client)
-            return client
-        patches.append(mock.patch.object(triton_health, 'make_client', side_effect=factory))
-    with patch_module_args(args):
-        for p in patches:
-            p.start()
-        try:
-            with pytest.raises(ModuleExit) as info:
-                triton_health.main()
-        finally:
-            for p in reversed(patches):
-                p.stop()
-    return info.value
+    if client is None:
+        return run_module(triton_health.main, args, check_mode)
+
+    def factory(protocol, url, request_timeout=5.0, verbose=False):
+        client.made_with = (protocol, url, request_timeout)
+        return client
+
+    with mock.patch.object(triton_health, 'make_client', side_effect=factory):
+        return run_module(triton_health.main, args, check_mode)
 
 
 class FakeClient(object):
@@ -285,21 +252,21 @@ def test_tail_file_is_bytes_safe(tmp_path):
     log = tmp_path / 'triton.log'
     body = b''.join(b'line %d \xff\xfe caf\xc3\xa9\n' % i for i in range(5000))
     log.write_bytes(body + b'last line without newline')
-    tail = tu.tail_file(str(log), 3, block_size=64)
+    tail = processes.tail_file(str(log), 3, block_size=64)
     assert tail == [u'line 4998 \ufffd\ufffd caf\xe9', u'line 4999 \ufffd\ufffd caf\xe9', u'last line without newline']
-    assert len(tu.tail_file(str(log), 4000)) == 4000
-    assert tu.tail_file(str(log), 0) == []
+    assert len(processes.tail_file(str(log), 4000)) == 4000
+    assert processes.tail_file(str(log), 0) == []
     # capped read: never more than max_bytes, first (cut) line dropped
-    capped = tu.tail_file(str(log), 4000, max_bytes=1000)
+    capped = processes.tail_file(str(log), 4000, max_bytes=1000)
     assert 0 < len(capped) < 100 and capped[-1] == 'last line without newline'
     small = tmp_path / 'small.log'
     small.write_bytes(b'a\r\nb\r\n')
-    assert tu.tail_file(str(small), 10) == ['a', 'b']
+    assert processes.tail_file(str(small), 10) == ['a', 'b']
     empty = tmp_path / 'empty.log'
     empty.write_bytes(b'')
-    assert tu.tail_file(str(empty), 10) == []
+    assert processes.tail_file(str(empty), 10) == []
     with pytest.raises((IOError, OSError)):
-        tu.tail_file(str(tmp_path / 'missing.log'), 10)
+        processes.tail_file(str(tmp_path / 'missing.log'), 10)
 
 
 def test_log_load_failures_parses_triton_lines():
@@ -317,14 +284,14 @@ def test_log_load_failures_parses_triton_lines():
 
 
 def test_process_running_sees_zombies_and_reaped_processes():
-    assert tu.process_running(subprocess.os.getpid())
+    assert processes.process_running(subprocess.os.getpid())
     proc = subprocess.Popen([sys.executable, '-c', 'pass'])
     deadline = time.monotonic() + 10
-    while tu.process_running(proc.pid) and time.monotonic() < deadline:
+    while processes.process_running(proc.pid) and time.monotonic() < deadline:
         time.sleep(0.02)  # exits, then stays a zombie until reaped
-    assert not tu.process_running(proc.pid)
+    assert not processes.process_running(proc.pid)
     proc.wait()
-    assert not tu.process_running(proc.pid)
+    assert not processes.process_running(proc.pid)
 
 
 # --------------------------------------------------------------------------
@@ -490,7 +457,7 @@ def test_process_died_fails_at_once(tmp_path, reap):
         proc.wait()
     else:
         deadline = time.monotonic() + 10
-        while tu.process_running(proc.pid) and time.monotonic() < deadline:
+        while processes.process_running(proc.pid) and time.monotonic() < deadline:
             time.sleep(0.02)
     client = FakeClient(live=ConnectionRefusedError(111, 'Connection refused'))
     try:
