@@ -44,16 +44,18 @@ options:
       - Fail when no NVIDIA GPU is usable, instead of reporting C(tritonfleet_accelerator=cpu).
     type: bool
     default: false
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.facts
 attributes:
+  platform:
+    platforms: posix
   check_mode:
     support: full
-    description: Can run in check_mode and return changed status prediction without modifying target.
   diff_mode:
     support: none
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
   facts:
     support: full
-    description: Action returns an C(ansible_facts) dictionary that will update existing host facts.
 notes:
   - C(index) of each GPU is its position in C(nvidia-smi)'s listing, which is the NVML index used by
     C(nvidia-smi -i), C(CUDA_VISIBLE_DEVICES) and Docker C(--gpus device=N). C(minor_number) (the N

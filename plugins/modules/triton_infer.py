@@ -27,6 +27,8 @@ author:
   - tritonfleet maintainers (@tritonfleet)
 requirements:
   - tritonclient[grpc] and numpy for O(protocol=grpc); tritonclient[http] and numpy for O(http_endpoint=infer)
+extends_documentation_fragment:
+  - tritonfleet.serving.triton
 attributes:
   check_mode:
     support: full
@@ -35,12 +37,6 @@ attributes:
     support: none
     description: Nothing is changed, so there is no diff.
 options:
-  url:
-    description:
-      - Address of the server, C(host:port), with or without a scheme (V(http://), V(https://), V(grpc://), V(grpcs://)).
-      - The gRPC port (default V(8001)) for O(protocol=grpc), the HTTP port (default V(8000)) for O(protocol=http).
-      - Defaults to C(127.0.0.1) on the protocol's default port.
-    type: str
   protocol:
     description: Protocol to send the request with.
     type: str

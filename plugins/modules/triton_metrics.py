@@ -111,13 +111,15 @@ options:
     type: str
     choices: ['auto', 'prometheus_client', 'builtin']
     default: auto
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
+  platform:
+    platforms: posix
   check_mode:
     support: full
-    description: Can run in check_mode and return changed status prediction without modifying target.
   diff_mode:
     support: none
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
 notes:
   - Values that are NaN or infinite are returned as null and left out of sums.
   - RV(totals) adds up every selected series of a name, whatever its other labels (for example
