@@ -4,8 +4,9 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Run an Ansible module's main() in-process with given arguments.
 
-exit_json/fail_json are replaced by functions that raise, so a test gets the
-module's result as an exception payload instead of a SystemExit.
+exit_json/fail_json are replaced by functions that raise ModuleExit, so a test
+gets the module's result instead of a SystemExit. Unit and integration tests
+both use it (tests/ is on sys.path through tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -23,19 +24,12 @@ except ImportError:  # older ansible-core: the classic _ANSIBLE_ARGS approach
     patch_module_args = None
 
 
-class AnsibleExitJson(Exception):
-    """exit_json() was called; .result holds its keyword arguments."""
+class ModuleExit(Exception):
+    """exit_json() or fail_json() was called; .failed tells which, .result holds the result."""
 
-    def __init__(self, result):
-        super().__init__(result)
-        self.result = result
-
-
-class AnsibleFailJson(Exception):
-    """fail_json() was called; .result holds its keyword arguments."""
-
-    def __init__(self, result):
-        super().__init__(result)
+    def __init__(self, failed, result):
+        super().__init__(result.get('msg'))
+        self.failed = failed
         self.result = result
 
 
@@ -53,14 +47,14 @@ def set_module_args(args):
 def _exit_json(self, **kwargs):
     kwargs.setdefault('changed', False)
     kwargs['warnings'] = list(getattr(self, '_harness_warnings', []))
-    raise AnsibleExitJson(kwargs)
+    raise ModuleExit(False, kwargs)
 
 
 def _fail_json(self, msg, **kwargs):
     kwargs['failed'] = True
     kwargs['msg'] = msg
     kwargs['warnings'] = list(getattr(self, '_harness_warnings', []))
-    raise AnsibleFailJson(kwargs)
+    raise ModuleExit(True, kwargs)
 
 
 def _warn(self, warning):
@@ -69,16 +63,17 @@ def _warn(self, warning):
     self._harness_warnings.append(warning)
 
 
-def run_module(main, args):
-    """Run main() with args. Returns ('exit'|'fail', result dict)."""
+def run_module(main, args, check_mode=False):
+    """Run main() with args; returns the ModuleExit that exit_json/fail_json raised."""
+    args = dict(args)
+    if check_mode:
+        args['_ansible_check_mode'] = True
     with set_module_args(args), \
             mock.patch.object(basic.AnsibleModule, 'exit_json', _exit_json), \
             mock.patch.object(basic.AnsibleModule, 'fail_json', _fail_json), \
             mock.patch.object(basic.AnsibleModule, 'warn', _warn):
         try:
             main()
-        except AnsibleExitJson as exc:
-            return 'exit', exc.result
-        except AnsibleFailJson as exc:
-            return 'fail', exc.result
+        except ModuleExit as exc:
+            return exc
     raise AssertionError('the module returned without calling exit_json or fail_json')

@@ -29,14 +29,12 @@ import subprocess
 import sys
 import textwrap
 import time
-from unittest import mock
 
 import pytest
 
-from ansible.module_utils import basic
-from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.tritonfleet.serving.plugins.modules import triton_health, triton_infer
+from ansible_module_harness import run_module
 
 pytestmark = pytest.mark.integration
 
@@ -316,8 +314,8 @@ def llm_server(tmp_path_factory, backends_dir):
     root = tmp_path_factory.mktemp('llm')
     server = Server(write_repository(root / 'repo', ['ensemble', 'plain']), backends_dir, root / 'triton.log')
     try:
-        out = run_module(triton_health, {'url': server.http_url, 'models': ['ensemble', 'plain'], 'timeout': 60,
-                                         'log_file': str(server.log), 'pid': server.proc.pid})
+        out = run_module(triton_health.main, {'url': server.http_url, 'models': ['ensemble', 'plain'], 'timeout': 60,
+                                              'log_file': str(server.log), 'pid': server.proc.pid})
         assert not out.failed, out.result['msg']
         yield server
     finally:
@@ -327,39 +325,6 @@ def llm_server(tmp_path_factory, backends_dir):
 # --------------------------------------------------------------------------
 # running modules
 # --------------------------------------------------------------------------
-
-class ModuleExit(Exception):
-    def __init__(self, failed, result):
-        super(ModuleExit, self).__init__(result.get('msg'))
-        self.failed = failed
-        self.result = result
-
-
-def _exit_json(self, **kwargs):
-    kwargs.setdefault('changed', False)
-    raise ModuleExit(False, kwargs)
-
-
-def _fail_json(self, msg, **kwargs):
-    kwargs['msg'] = msg
-    kwargs['failed'] = True
-    raise ModuleExit(True, kwargs)
-
-
-def run_module(module, args, check_mode=False):
-    """Call a module's main() in this process with patched args; returns ModuleExit."""
-    args = dict(args)
-    if check_mode:
-        args['_ansible_check_mode'] = True
-    with patch_module_args(args), \
-            mock.patch.object(basic.AnsibleModule, 'exit_json', _exit_json), \
-            mock.patch.object(basic.AnsibleModule, 'fail_json', _fail_json):
-        try:
-            module.main()
-        except ModuleExit as exc:
-            return exc
-    raise AssertionError('module returned without exit_json/fail_json')
-
 
 def run_ansible(tmp_path, module, args, check=False):
     """Run the module through the real `ansible` ad-hoc CLI; returns (rc, result dict or None, output)."""
@@ -392,8 +357,8 @@ def run_ansible(tmp_path, module, args, check=False):
 @pytest.mark.parametrize('protocol', ['http', 'grpc'])
 def test_health_ready_server(llm_server, protocol):
     url = 'http://' + llm_server.http_url if protocol == 'http' else llm_server.grpc_url
-    out = run_module(triton_health, {'url': url, 'protocol': protocol, 'timeout': 10,
-                                     'models': ['ensemble', {'name': 'plain', 'version': 1}]})
+    out = run_module(triton_health.main, {'url': url, 'protocol': protocol, 'timeout': 10,
+                                          'models': ['ensemble', {'name': 'plain', 'version': 1}]})
     assert not out.failed, out.result['msg']
     r = out.result
     assert r['changed'] is False and r['live'] and r['ready']
@@ -405,8 +370,8 @@ def test_health_ready_server(llm_server, protocol):
 
 
 def test_health_missing_model_times_out(llm_server):
-    out = run_module(triton_health, {'url': llm_server.grpc_url, 'protocol': 'grpc', 'timeout': 0.5,
-                                     'interval': 0.1, 'models': ['ensemble', 'tensorrt_llm']})
+    out = run_module(triton_health.main, {'url': llm_server.grpc_url, 'protocol': 'grpc', 'timeout': 0.5,
+                                          'interval': 0.1, 'models': ['ensemble', 'tensorrt_llm']})
     assert out.failed
     assert out.result['msg'] == ('Triton at grpc://%s not ready within 0.5s: server live=True, ready=True; '
                                  'models not ready: tensorrt_llm: no state: tensorrt_llm is not in the model '
@@ -414,8 +379,8 @@ def test_health_missing_model_times_out(llm_server):
 
 
 def test_grpc_streaming(llm_server):
-    out = run_module(triton_infer, {'url': llm_server.grpc_url, 'prompt': 'the quick brown fox jumps',
-                                    'max_tokens': 5, 'stream': True, 'min_responses': 5, 'expect_text': 'brown fox'})
+    out = run_module(triton_infer.main, {'url': llm_server.grpc_url, 'prompt': 'the quick brown fox jumps',
+                                         'max_tokens': 5, 'stream': True, 'min_responses': 5, 'expect_text': 'brown fox'})
     assert not out.failed, out.result['msg']
     r = out.result
     assert r['text'] == 'echo: the quick brown fox'
@@ -427,8 +392,8 @@ def test_grpc_streaming(llm_server):
 
 
 def test_grpc_not_streaming_one_response(llm_server):
-    out = run_module(triton_infer, {'url': 'grpc://' + llm_server.grpc_url, 'prompt': 'the quick brown fox',
-                                    'max_tokens': 32, 'stream': False})
+    out = run_module(triton_infer.main, {'url': 'grpc://' + llm_server.grpc_url, 'prompt': 'the quick brown fox',
+                                         'max_tokens': 32, 'stream': False})
     assert not out.failed, out.result['msg']
     assert out.result['text'] == 'echo: the quick brown fox'
     assert out.result['responses'] == 1 and out.result['final_response'] is True
@@ -440,7 +405,7 @@ def test_grpc_all_parameters_reach_the_model(llm_server):
               'top_p': 0.5, 'temperature': 0.25, 'length_penalty': 1.0, 'repetition_penalty': 1.5,
               'presence_penalty': 0.0, 'min_length': 1, 'beam_width': 1, 'random_seed': 2 ** 40,
               'return_log_probs': True}
-    out = run_module(triton_infer, {'url': llm_server.grpc_url, 'prompt': 'hi', 'parameters': params})
+    out = run_module(triton_infer.main, {'url': llm_server.grpc_url, 'prompt': 'hi', 'parameters': params})
     assert not out.failed, out.result['msg']
     assert out.result['text'] == (
         'echo: hi [bad_words=bad stop_words=stop,end end_id=2 pad_id=0 top_k=3 top_p=0.5 temperature=0.25 '
@@ -449,7 +414,7 @@ def test_grpc_all_parameters_reach_the_model(llm_server):
 
 
 def test_grpc_wrong_datatype_is_reported(llm_server):
-    out = run_module(triton_infer, {'url': llm_server.grpc_url, 'prompt': 'hi', 'extra_inputs': [
+    out = run_module(triton_infer.main, {'url': llm_server.grpc_url, 'prompt': 'hi', 'extra_inputs': [
         {'name': 'temperature', 'datatype': 'FP64', 'value': 0.5}]})
     assert out.failed
     assert out.result['msg'] == ("ensemble: [request id: <id_unknown>] inference input 'temperature' data-type "
@@ -457,28 +422,28 @@ def test_grpc_wrong_datatype_is_reported(llm_server):
 
 
 def test_grpc_unknown_model(llm_server):
-    out = run_module(triton_infer, {'url': llm_server.grpc_url, 'prompt': 'hi', 'model': 'nope'})
+    out = run_module(triton_infer.main, {'url': llm_server.grpc_url, 'prompt': 'hi', 'model': 'nope'})
     assert out.failed and out.result['msg'] == "nope: Request for unknown model: 'nope' is not found"
 
 
 def test_grpc_ordinary_model(llm_server):
-    out = run_module(triton_infer, {'url': llm_server.grpc_url, 'prompt': 'hi', 'model': 'plain'})
+    out = run_module(triton_infer.main, {'url': llm_server.grpc_url, 'prompt': 'hi', 'model': 'plain'})
     assert not out.failed, out.result['msg']
     assert out.result['text'] == 'plain: hi' and out.result['final_response'] is True
 
 
 def test_http_generate(llm_server):
-    out = run_module(triton_infer, {'url': 'http://%s/' % llm_server.http_url, 'protocol': 'http',
-                                    'prompt': 'the quick brown fox', 'max_tokens': 3, 'stream': False,
-                                    'parameters': {'temperature': 0.5, 'random_seed': 7}})
+    out = run_module(triton_infer.main, {'url': 'http://%s/' % llm_server.http_url, 'protocol': 'http',
+                                         'prompt': 'the quick brown fox', 'max_tokens': 3, 'stream': False,
+                                         'parameters': {'temperature': 0.5, 'random_seed': 7}})
     assert not out.failed, out.result['msg']
     assert out.result['text'] == 'echo: the quick [temperature=0.5 random_seed=7]'
     assert out.result['endpoint'] == 'generate' and out.result['responses'] == 1
 
 
 def test_http_generate_stream(llm_server):
-    out = run_module(triton_infer, {'url': llm_server.http_url, 'protocol': 'http', 'prompt': 'a b c d e f',
-                                    'max_tokens': 32, 'stream': True, 'min_responses': 7})
+    out = run_module(triton_infer.main, {'url': llm_server.http_url, 'protocol': 'http', 'prompt': 'a b c d e f',
+                                         'max_tokens': 32, 'stream': True, 'min_responses': 7})
     assert not out.failed, out.result['msg']
     assert out.result['text'] == 'echo: a b c d e f'
     assert out.result['responses'] == 7 and out.result['endpoint'] == 'generate_stream'
@@ -487,8 +452,8 @@ def test_http_generate_stream(llm_server):
 
 def test_http_generate_refuses_many_responses(llm_server):
     """Triton answers /generate with HTTP 200 and an error when a decoupled model streams."""
-    out = run_module(triton_infer, {'url': llm_server.http_url, 'protocol': 'http', 'prompt': 'a b c',
-                                    'extra_inputs': [{'name': 'stream', 'datatype': 'BOOL', 'value': True}]})
+    out = run_module(triton_infer.main, {'url': llm_server.http_url, 'protocol': 'http', 'prompt': 'a b c',
+                                         'extra_inputs': [{'name': 'stream', 'datatype': 'BOOL', 'value': True}]})
     assert out.failed
     assert out.result['msg'] == (
         'http://%s/v2/models/ensemble/generate: generate expects model to produce exactly 1 response, use '
@@ -496,31 +461,31 @@ def test_http_generate_refuses_many_responses(llm_server):
 
 
 def test_http_infer_endpoint_for_plain_model(llm_server):
-    out = run_module(triton_infer, {'url': llm_server.http_url, 'protocol': 'http', 'http_endpoint': 'infer',
-                                    'model': 'plain', 'prompt': 'hello'})
+    out = run_module(triton_infer.main, {'url': llm_server.http_url, 'protocol': 'http', 'http_endpoint': 'infer',
+                                         'model': 'plain', 'prompt': 'hello'})
     assert not out.failed, out.result['msg']
     assert out.result['text'] == 'plain: hello'
 
 
 def test_http_generate_unknown_fields_and_models(llm_server):
     # generate maps JSON fields onto the model's inputs; a field that is no input is not an error
-    out = run_module(triton_infer, {'url': llm_server.http_url, 'protocol': 'http', 'model': 'plain',
-                                    'prompt': 'x', 'parameters': {'top_k': 1}})
+    out = run_module(triton_infer.main, {'url': llm_server.http_url, 'protocol': 'http', 'model': 'plain',
+                                         'prompt': 'x', 'parameters': {'top_k': 1}})
     assert not out.failed, out.result['msg']
     assert out.result['text'] == 'plain: x'
     # over gRPC the same request is refused (KServe infer checks the input count)
-    out = run_module(triton_infer, {'url': llm_server.grpc_url, 'model': 'plain', 'prompt': 'x',
-                                    'parameters': {'top_k': 1}})
+    out = run_module(triton_infer.main, {'url': llm_server.grpc_url, 'model': 'plain', 'prompt': 'x',
+                                         'parameters': {'top_k': 1}})
     assert out.failed and "expected 2 inputs but got 3 inputs for model 'plain'" in out.result['msg']
-    out = run_module(triton_infer, {'url': llm_server.http_url, 'protocol': 'http', 'model': 'nope', 'prompt': 'x'})
+    out = run_module(triton_infer.main, {'url': llm_server.http_url, 'protocol': 'http', 'model': 'nope', 'prompt': 'x'})
     assert out.failed
     assert out.result['msg'] == ("http://%s/v2/models/nope/generate: HTTP 404: Request for unknown model: "
                                  "'nope' is not found" % llm_server.http_url)
 
 
 def test_expect_text_mismatch(llm_server):
-    out = run_module(triton_infer, {'url': llm_server.grpc_url, 'prompt': 'the sky is blue', 'stream': True,
-                                    'expect_text': '(?i)green'})
+    out = run_module(triton_infer.main, {'url': llm_server.grpc_url, 'prompt': 'the sky is blue', 'stream': True,
+                                         'expect_text': '(?i)green'})
     assert out.failed
     assert out.result['msg'] == "answer of ensemble does not match expect_text '(?i)green': 'echo: the sky is blue'"
     assert out.result['text'] == 'echo: the sky is blue' and out.result['responses'] == 5
@@ -538,11 +503,11 @@ def _success_count(server, model):
 
 def test_check_mode_sends_no_request(llm_server):
     before = _success_count(llm_server, 'ensemble')
-    out = run_module(triton_infer, {'url': llm_server.grpc_url, 'prompt': 'hi'}, check_mode=True)
+    out = run_module(triton_infer.main, {'url': llm_server.grpc_url, 'prompt': 'hi'}, check_mode=True)
     assert not out.failed and out.result['skipped'] is True
     assert out.result['msg'] == 'check mode: request not sent'
     assert _success_count(llm_server, 'ensemble') == before
-    out = run_module(triton_infer, {'url': llm_server.grpc_url, 'prompt': 'hi'})
+    out = run_module(triton_infer.main, {'url': llm_server.grpc_url, 'prompt': 'hi'})
     assert not out.failed
     assert _success_count(llm_server, 'ensemble') == before + 1
 
@@ -574,9 +539,9 @@ def test_through_ansible_cli(llm_server, tmp_path):
 def test_load_failure_with_exit_on_error_false(start_server):
     server = start_server(['plain', 'broken'], extra_args=['--exit-on-error=false'], name='broken')
     start = time.monotonic()
-    out = run_module(triton_health, {'url': server.http_url, 'models': ['plain', 'broken'], 'timeout': 60,
-                                     'interval': 0.2, 'log_file': str(server.log), 'log_lines': 30,
-                                     'pid': server.proc.pid})
+    out = run_module(triton_health.main, {'url': server.http_url, 'models': ['plain', 'broken'], 'timeout': 60,
+                                          'interval': 0.2, 'log_file': str(server.log), 'log_lines': 30,
+                                          'pid': server.proc.pid})
     took = time.monotonic() - start
     assert out.failed
     r = out.result
@@ -592,8 +557,8 @@ def test_load_failure_with_exit_on_error_false(start_server):
     assert r['log_load_failures'][0]['name'] == 'broken'
     # Triton stays up with --exit-on-error=false; the server is live but not ready (strict readiness)
     assert server.proc.poll() is None
-    out = run_module(triton_health, {'url': server.grpc_url, 'protocol': 'grpc', 'models': ['plain'],
-                                     'timeout': 0.5, 'interval': 0.1})
+    out = run_module(triton_health.main, {'url': server.grpc_url, 'protocol': 'grpc', 'models': ['plain'],
+                                          'timeout': 0.5, 'interval': 0.1})
     assert out.failed
     assert out.result['msg'] == 'Triton at grpc://%s not ready within 0.5s: server live=True, ready=False' % (
         server.grpc_url)
@@ -612,8 +577,8 @@ def test_load_failure_with_exit_on_error_false(start_server):
 
 def test_load_failure_default_exit_on_error_and_pid(start_server):
     server = start_server(['plain', 'broken'], name='exits')
-    out = run_module(triton_health, {'url': server.http_url, 'models': ['plain', 'broken'], 'timeout': 60,
-                                     'interval': 0.2, 'log_file': str(server.log), 'pid': server.proc.pid})
+    out = run_module(triton_health.main, {'url': server.http_url, 'models': ['plain', 'broken'], 'timeout': 60,
+                                          'interval': 0.2, 'log_file': str(server.log), 'pid': server.proc.pid})
     assert out.failed
     r = out.result
     assert r['msg'].startswith('tritonserver (pid %d) exited while waiting for http://%s'
@@ -628,8 +593,8 @@ def test_load_failure_default_exit_on_error_and_pid(start_server):
 def test_server_gone_without_pid_times_out_with_log(start_server):
     server = start_server(['broken'], name='gone')
     server.proc.wait(timeout=60)
-    out = run_module(triton_health, {'url': server.http_url, 'models': ['broken'], 'timeout': 0.5,
-                                     'interval': 0.1, 'log_file': str(server.log), 'log_lines': 5})
+    out = run_module(triton_health.main, {'url': server.http_url, 'models': ['broken'], 'timeout': 0.5,
+                                          'interval': 0.1, 'log_file': str(server.log), 'log_lines': 5})
     assert out.failed
     msg = out.result['msg']
     assert msg.startswith('Triton at http://%s not reachable within 0.5s: ' % server.http_url)
@@ -646,8 +611,8 @@ def test_slow_model_is_waited_for(start_server, protocol):
     server = start_server(['slow'], name='slow-' + protocol)
     url = server.http_url if protocol == 'http' else server.grpc_url
     start = time.monotonic()
-    out = run_module(triton_health, {'url': url, 'protocol': protocol, 'models': ['slow'], 'timeout': 60,
-                                     'interval': 0.1, 'log_file': str(server.log), 'pid': server.proc.pid})
+    out = run_module(triton_health.main, {'url': url, 'protocol': protocol, 'models': ['slow'], 'timeout': 60,
+                                          'interval': 0.1, 'log_file': str(server.log), 'pid': server.proc.pid})
     measured = time.monotonic() - start
     assert not out.failed, out.result['msg']
     r = out.result

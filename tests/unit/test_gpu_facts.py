@@ -26,7 +26,8 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 def run(args):
-    return run_module(gpu_facts.main, args)
+    out = run_module(gpu_facts.main, args)
+    return ('fail' if out.failed else 'exit'), out.result
 
 
 @pytest.fixture

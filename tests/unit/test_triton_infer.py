@@ -16,42 +16,15 @@ from unittest import mock
 import numpy as np
 import pytest
 
-from ansible.module_utils import basic
 from ansible.module_utils.six.moves.urllib.error import HTTPError, URLError
-from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.tritonfleet.serving.plugins.module_utils import triton as tu
 from ansible_collections.tritonfleet.serving.plugins.modules import triton_infer
-
-
-class ModuleExit(Exception):
-    def __init__(self, failed, result):
-        super(ModuleExit, self).__init__(result.get('msg'))
-        self.failed = failed
-        self.result = result
-
-
-def _exit_json(self, **kwargs):
-    kwargs.setdefault('changed', False)
-    raise ModuleExit(False, kwargs)
-
-
-def _fail_json(self, msg, **kwargs):
-    kwargs['msg'] = msg
-    kwargs['failed'] = True
-    raise ModuleExit(True, kwargs)
+from ansible_module_harness import run_module
 
 
 def run_infer(args, check_mode=False):
-    args = dict(args)
-    if check_mode:
-        args['_ansible_check_mode'] = True
-    with patch_module_args(args), \
-            mock.patch.object(basic.AnsibleModule, 'exit_json', _exit_json), \
-            mock.patch.object(basic.AnsibleModule, 'fail_json', _fail_json):
-        with pytest.raises(ModuleExit) as info:
-            triton_infer.main()
-    return info.value
+    return run_module(triton_infer.main, args, check_mode)
 
 
 # --------------------------------------------------------------------------

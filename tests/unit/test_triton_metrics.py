@@ -80,7 +80,8 @@ def server():
 
 
 def run(args):
-    return run_module(triton_metrics.main, args)
+    out = run_module(triton_metrics.main, args)
+    return ('fail' if out.failed else 'exit'), out.result
 
 
 SUCCESS = 'nv_inference_request_success{model="gpu_matmul",version="1"}'
