@@ -27,49 +27,6 @@ MANIFEST = "tritonfleet-engine.json"
 HASH_MEMO = ".tritonfleet-file-hashes.json"
 
 
-def _file_sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(4 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def tree_digest(root, memo_path=None):
-    """sha256 over relative paths and contents of every file under ``root``.
-
-    Checkpoints are many GB; per-file hashes are memoised by (size, mtime) in
-    ``memo_path`` so an unchanged checkpoint is not re-read on every run.
-    """
-    memo = {}
-    if memo_path and os.path.exists(memo_path):
-        try:
-            with open(memo_path) as handle:
-                memo = json.load(handle)
-        except (OSError, ValueError):
-            memo = {}
-    fresh = {}
-    digest = hashlib.sha256()
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in sorted(filenames):
-            full = os.path.join(dirpath, name)
-            stat = os.stat(full)
-            stamp = "%d:%d" % (stat.st_size, stat.st_mtime_ns)
-            cached = memo.get(full)
-            file_hash = cached[1] if cached and cached[0] == stamp else _file_sha256(full)
-            fresh[full] = [stamp, file_hash]
-            digest.update(os.path.relpath(full, root).encode() + b"\0" + file_hash.encode() + b"\n")
-    if memo_path and fresh != {k: memo.get(k) for k in fresh}:
-        os.makedirs(os.path.dirname(memo_path), exist_ok=True)
-        memo.update(fresh)
-        tmp = memo_path + ".tmp"
-        with open(tmp, "w") as handle:
-            json.dump(memo, handle)
-        os.replace(tmp, memo_path)
-    return digest.hexdigest()
-
-
 def cache_key(inputs):
     return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
 

@@ -134,8 +134,8 @@ import os
 import subprocess
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.tritonfleet.serving.plugins.module_utils.engine_cache import (
-    EngineCache, HASH_MEMO, cache_key, tree_digest)
+from ansible_collections.tritonfleet.serving.plugins.module_utils.engine_cache import EngineCache, HASH_MEMO, cache_key
+from ansible_collections.tritonfleet.serving.plugins.module_utils.hashing import tree_digest
 from ansible_collections.tritonfleet.serving.plugins.module_utils.supervisor import tail
 
 try:

@@ -2,8 +2,8 @@ import os
 
 import pytest
 
-from ansible_collections.tritonfleet.serving.plugins.module_utils.engine_cache import (
-    MANIFEST, EngineCache, cache_key, tree_digest)
+from ansible_collections.tritonfleet.serving.plugins.module_utils.engine_cache import MANIFEST, EngineCache, cache_key
+from ansible_collections.tritonfleet.serving.plugins.module_utils.hashing import tree_digest
 
 
 def _write(path, text):
