@@ -23,6 +23,7 @@ import socket
 import subprocess
 import time
 
+from ansible_collections.tritonfleet.serving.plugins.module_utils.hashing import file_sha256, tree_digest
 from ansible_collections.tritonfleet.serving.plugins.module_utils.processes import process_running, tail_file
 
 LOG_ROTATE_BYTES = 50 * 1024 * 1024
@@ -33,25 +34,21 @@ class SupervisorError(Exception):
 
 
 def fingerprint_paths(paths):
-    """Hash the names and contents of every file under ``paths``.
+    """Hash the contents of the files and directory trees in ``paths``.
 
     Model repositories hold small text files (config.pbtxt, model.py), so
     hashing content is cheap and catches edits made outside Ansible too.
     Engines are referenced by a path that already contains their cache key.
     """
     digest = hashlib.sha256()
-    for root_path in sorted(paths or []):
-        if not os.path.exists(root_path):
-            digest.update(b"missing:" + root_path.encode())
-            continue
-        for dirpath, dirnames, filenames in os.walk(root_path):
-            dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
-            for name in sorted(filenames):
-                full = os.path.join(dirpath, name)
-                digest.update(os.path.relpath(full, root_path).encode() + b"\0")
-                with open(full, "rb") as handle:
-                    for chunk in iter(lambda: handle.read(1 << 20), b""):
-                        digest.update(chunk)
+    for path in sorted(paths or []):
+        if os.path.isdir(path):
+            content = tree_digest(path)
+        elif os.path.isfile(path):
+            content = file_sha256(path)
+        else:
+            content = "missing"
+        digest.update(("%s=%s\n" % (path, content)).encode())
     return digest.hexdigest()
 
 
@@ -74,6 +71,21 @@ def process_cmdline(pid):
     except OSError:
         return None
     return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
+
+
+def mapped_shm_regions(pid):
+    """Files under /dev/shm that process ``pid`` has mapped."""
+    try:
+        with open("/proc/%d/maps" % pid) as handle:
+            lines = handle.read().splitlines()
+    except OSError:
+        return []
+    regions = set()
+    for line in lines:
+        fields = line.split(None, 5)
+        if len(fields) == 6 and fields[5].startswith("/dev/shm/"):
+            regions.add(fields[5].replace(" (deleted)", ""))
+    return sorted(regions)
 
 
 def port_in_use(port, host="0.0.0.0"):
@@ -166,6 +178,7 @@ class Service(object):
     def stop(self, timeout):
         pid = self.running_pid()
         if pid is not None:
+            shm_regions = mapped_shm_regions(pid)
             self._signal_group(pid, signal.SIGTERM)
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline and process_running(pid):
@@ -174,6 +187,14 @@ class Service(object):
                 self._signal_group(pid, signal.SIGKILL)
                 while process_running(pid):
                     time.sleep(0.05)
+            # Triton's Python backend unlinks its regions on a clean exit; a
+            # killed server leaves them behind. Only regions this process had
+            # mapped are removed, never another server's.
+            for path in shm_regions:
+                try:
+                    os.unlink(path)
+                except OSError:
+                    pass
         for path in (self.pid_file, self.state_file):
             try:
                 os.unlink(path)

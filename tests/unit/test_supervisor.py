@@ -71,3 +71,46 @@ def test_fingerprint_follows_content(tmp_path):
     cfg.write_text("a")
     os.utime(cfg, (time.time() + 100, time.time() + 100))
     assert fingerprint_paths([str(tmp_path / "m")]) == before
+
+
+def test_fingerprint_of_single_files_and_without_bytecode(tmp_path):
+    single = tmp_path / "launch.env"
+    single.write_text("A=1")
+    before = fingerprint_paths([str(single)])
+    single.write_text("A=2")
+    assert fingerprint_paths([str(single)]) != before
+    repo = tmp_path / "repo" / "m" / "1"
+    repo.mkdir(parents=True)
+    (repo / "model.py").write_text("x = 1")
+    before = fingerprint_paths([str(tmp_path / "repo")])
+    (repo / "__pycache__").mkdir()
+    (repo / "__pycache__" / "model.cpython-311.pyc").write_bytes(b"\0")
+    # The Python backend writes bytecode next to model.py; that is no configuration change.
+    assert fingerprint_paths([str(tmp_path / "repo")]) == before
+
+
+def test_stop_removes_only_the_shm_regions_the_killed_process_mapped(service, tmp_path):
+    ours = "/dev/shm/tritonfleet-test-ours-%d" % os.getpid()
+    other = "/dev/shm/tritonfleet-test-other-%d" % os.getpid()
+    for path in (ours, other):
+        with open(path, "wb") as handle:
+            handle.write(b"\0" * 4096)
+    # Ignores SIGTERM, like a hung server, so stop() has to SIGKILL it and
+    # nothing gets to unlink the region it mapped.
+    argv = [sys.executable, "-c",
+            "import mmap, signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+            "f = open(%r, 'r+b'); m = mmap.mmap(f.fileno(), 4096); print('mapped', flush=True); time.sleep(600)"
+            % ours]
+    log = tmp_path / "l.log"
+    try:
+        service.start(argv, dict(os.environ), None, str(log), _spec(argv), [], grace=0.1)
+        deadline = time.monotonic() + 10
+        while "mapped" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        service.stop(timeout=0.5)
+        assert not os.path.exists(ours)
+        assert os.path.exists(other)
+    finally:
+        for path in (ours, other):
+            if os.path.exists(path):
+                os.unlink(path)
