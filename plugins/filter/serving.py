@@ -124,9 +124,78 @@ def triton_instance_conflicts(instances, host_gpu_ids=None):
     return problems
 
 
+def _flag(value):
+    return "true" if value in (True, "true", "True", "yes", 1) else "false"
+
+
+def triton_server_command(instance, model_repository, tritonserver="tritonserver", backend_directory=None,
+                          listen_address="0.0.0.0", accelerator="cpu", model_control_mode="none",
+                          exit_on_error=False, log_verbose=0, log_file=None, repository_poll_secs=15,
+                          load_models=None, extra_args=None, world_size=1, tensorrt_llm_model="tensorrt_llm",
+                          mpirun="mpirun"):
+    """The argument vector that starts one Triton server instance.
+
+    With ``world_size`` > 1 (tensor/pipeline parallel engines) the server runs
+    under MPI the way upstream's ``launch_triton_server.py`` starts it: one
+    tritonserver per rank, joined by ``:``. Rank 0 serves the endpoints and every
+    model; the other ranks only load the TensorRT-LLM model, open no endpoints
+    (so ranks never fight over ports) and get their own shm prefix.
+    """
+    world_size = _as_int(world_size, "world_size")
+    if world_size < 1:
+        raise AnsibleFilterError("world_size must be at least 1, got %d" % world_size)
+    if model_control_mode not in ("none", "explicit", "poll"):
+        raise AnsibleFilterError("model_control_mode must be none, explicit or poll, got %r" % (model_control_mode,))
+    load_models = list(load_models or [])
+    common = ["--model-repository=%s" % model_repository]
+    if backend_directory:
+        common.append("--backend-directory=%s" % backend_directory)
+    rank0 = [tritonserver, "--id=%s" % instance["name"]] + common + [
+        "--backend-config=python,shm-region-prefix-name=%s" % instance["shm_region_prefix"],
+        "--http-address=%s" % listen_address,
+        "--http-port=%d" % int(instance["http_port"]),
+        "--grpc-address=%s" % listen_address,
+        "--grpc-port=%d" % int(instance["grpc_port"]),
+        "--metrics-address=%s" % listen_address,
+        "--metrics-port=%d" % int(instance["metrics_port"]),
+        "--allow-gpu-metrics=%s" % _flag(accelerator == "gpu"),
+        "--model-control-mode=%s" % model_control_mode,
+        "--exit-on-error=%s" % _flag(exit_on_error),
+        "--log-verbose=%d" % int(log_verbose),
+    ]
+    if log_file:
+        rank0.append("--log-file=%s" % log_file)
+    if model_control_mode == "poll":
+        rank0.append("--repository-poll-secs=%d" % int(repository_poll_secs))
+    if model_control_mode == "explicit":
+        rank0 += ["--load-model=%s" % m for m in load_models] if load_models else ["--load-model=*"]
+    rank0 += [str(a) for a in (extra_args or [])]
+    if world_size == 1:
+        return rank0
+    argv = [mpirun, "--allow-run-as-root", "-n", "1"] + rank0
+    for rank in range(1, world_size):
+        argv += [":", "-n", "1", tritonserver, "--id=%s-rank%d" % (instance["name"], rank)] + common + [
+            "--backend-config=python,shm-region-prefix-name=%srank%d_" % (instance["shm_region_prefix"], rank),
+            "--model-control-mode=explicit",
+            "--load-model=%s" % tensorrt_llm_model,
+            "--allow-http=false",
+            "--allow-grpc=false",
+            "--allow-metrics=false",
+            "--log-verbose=%d" % int(log_verbose),
+        ]
+    return argv
+
+
+def readonly_bind(path):
+    """A read-only bind mount of a host path at the same path in a container (docker_container ``mounts``)."""
+    return {"type": "bind", "source": path, "target": path, "read_only": True}
+
+
 class FilterModule(object):
     def filters(self):
         return {
             "triton_instances": triton_instances,
             "triton_instance_conflicts": triton_instance_conflicts,
+            "triton_server_command": triton_server_command,
+            "readonly_bind": readonly_bind,
         }

@@ -31,12 +31,78 @@ def cache_key(inputs):
     return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
 
 
+class EngineMismatch(Exception):
+    pass
+
+
 class EngineCache(object):
     def __init__(self, cache_dir, name):
         self.root = os.path.join(cache_dir, name)
 
     def path_for(self, key):
         return os.path.join(self.root, key[:16])
+
+    def staging_for(self, key):
+        """Where a build (or a copy from another host) of ``key`` is assembled before it is published."""
+        return os.path.join(self.root, ".building-%s" % key[:16])
+
+    def work_for(self, key):
+        """Scratch space of a multi-step build (converted checkpoints); removed after the build."""
+        return os.path.join(self.root, ".work-%s" % key[:16])
+
+    def log_for(self, key):
+        return os.path.join(self.root, "logs", "%s.log" % key[:16])
+
+    def stage(self, key):
+        """Fresh, empty staging and work directories for ``key`` (leftovers of a failed attempt are removed)."""
+        for path in (self.staging_for(key), self.work_for(key)):
+            shutil.rmtree(path, ignore_errors=True)
+            os.makedirs(path)
+        os.makedirs(os.path.dirname(self.log_for(key)), exist_ok=True)
+        return self.staging_for(key), self.work_for(key)
+
+    def discard(self, key):
+        """Remove the staging and work directories of ``key``; published engines are untouched."""
+        removed = []
+        for path in (self.staging_for(key), self.work_for(key)):
+            if os.path.exists(path):
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(path)
+        return removed
+
+    def commit(self, key, inputs, build_seconds=None, received_from=None):
+        """Publish the staging directory of ``key`` as its engine.
+
+        A staging directory that already holds a manifest is an engine copied
+        from another host: its key must be ``key`` (it was built from the same
+        inputs) and its manifest is kept, so ``built_on`` still names the host
+        that built it. Otherwise the manifest of a fresh build is written.
+        """
+        staging = self.staging_for(key)
+        if not os.path.isfile(os.path.join(staging, "config.json")):
+            raise EngineMismatch("the build left no config.json in %s; it did not produce an engine" % staging)
+        manifest_path = os.path.join(staging, MANIFEST)
+        if os.path.exists(manifest_path):
+            with open(manifest_path) as handle:
+                manifest = json.load(handle)
+            if manifest.get("key") != key:
+                raise EngineMismatch("the engine copied into %s was built for key %s, not %s; its inputs differ "
+                                     "from this host's (checkpoint, arguments, image or GPU SKU)"
+                                     % (staging, str(manifest.get("key"))[:16], key[:16]))
+            manifest["received_from"] = received_from
+            manifest["received_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        else:
+            manifest = dict(key=key, inputs=inputs, built_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                            build_seconds=build_seconds, built_on=socket.gethostname())
+        with open(manifest_path, "w") as handle:
+            json.dump(manifest, handle, indent=2, sort_keys=True)
+        os.chmod(staging, 0o755)
+        final = self.path_for(key)
+        if os.path.exists(final):
+            shutil.rmtree(final)
+        os.rename(staging, final)
+        shutil.rmtree(self.work_for(key), ignore_errors=True)
+        return manifest
 
     def lookup(self, key):
         """The manifest of a complete engine for ``key``, or None."""

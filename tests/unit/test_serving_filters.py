@@ -56,3 +56,37 @@ def test_port_out_of_range_and_missing_gpu():
 def test_bad_arguments_raise_clear_errors(kwargs, message):
     with pytest.raises(AnsibleFilterError, match=message):
         triton_instances(**kwargs)
+
+
+def test_server_command_single_rank():
+    from ansible_collections.tritonfleet.serving.plugins.filter.serving import triton_server_command
+    (inst,) = triton_instances(1)
+    argv = triton_server_command(inst, "/repo", log_file="/logs/triton0.log", model_control_mode="explicit",
+                                 load_models=["ensemble"], extra_args=["--strict-readiness=true"])
+    assert argv[0] == "tritonserver"
+    assert "--backend-config=python,shm-region-prefix-name=tritonfleet0_" in argv
+    assert "--http-port=8000" in argv and "--grpc-port=8001" in argv and "--metrics-port=8002" in argv
+    assert "--load-model=ensemble" in argv and "--log-file=/logs/triton0.log" in argv
+    assert argv[-1] == "--strict-readiness=true"
+    assert "mpirun" not in argv
+
+
+def test_server_command_tensor_parallel_runs_one_rank_per_gpu_under_mpi():
+    from ansible_collections.tritonfleet.serving.plugins.filter.serving import triton_server_command
+    inst = triton_instances(2, gpu_ids=[0, 1, 2, 3], gpus_per_instance=2)[1]
+    argv = triton_server_command(inst, "/repo", accelerator="gpu", world_size=2)
+    assert argv[:2] == ["mpirun", "--allow-run-as-root"]
+    ranks = " ".join(argv).split(" : ")
+    assert len(ranks) == 2
+    rank0, rank1 = ranks
+    assert "--http-port=8010" in rank0 and "--allow-gpu-metrics=true" in rank0
+    # Only rank 0 opens endpoints; the other rank loads the engine model only, with its own shm prefix.
+    assert "--allow-http=false" in rank1 and "--http-port" not in rank1
+    assert "--load-model=tensorrt_llm" in rank1 and "--model-control-mode=explicit" in rank1
+    assert "shm-region-prefix-name=tritonfleet1_rank1_" in rank1
+
+
+def test_server_command_refuses_unknown_mode():
+    from ansible_collections.tritonfleet.serving.plugins.filter.serving import triton_server_command
+    with pytest.raises(AnsibleFilterError, match="model_control_mode"):
+        triton_server_command(triton_instances(1)[0], "/repo", model_control_mode="lazy")

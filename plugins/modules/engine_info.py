@@ -1,0 +1,199 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, tritonfleet maintainers
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: engine_info
+short_description: Describe a TensorRT-LLM engine and refuse one that does not fit the host or the server
+description:
+  - Reads an engine directory's C(config.json) in either TensorRT-LLM era (v0.7 C(build.py) engines with
+    C(builder_config); C(trtllm-build) engines with C(version), C(pretrained_config.mapping)) and the project's
+    manifest (C(tritonfleet-engine.json)), which records the GPU SKU and the TensorRT-LLM version the engine
+    was built with.
+  - With O(expect), compares those with what the host and the server configuration need and fails, before any
+    server starts, naming every mismatch. Engines are specific to the GPU they were built on and to the
+    parallel layout and TensorRT-LLM version they were built for; a mismatch fails at load time on a GPU host,
+    often only after minutes.
+  - A value the engine does not record (a v0.7 engine built outside this project records no SKU or version)
+    cannot be compared and is listed in RV(unverified) instead.
+version_added: 0.2.0
+author:
+  - tritonfleet maintainers (@tritonfleet)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+options:
+  engine_dir:
+    description: The engine directory (C(config.json) and C(rank*.engine)).
+    type: path
+    required: true
+  expect:
+    description:
+      - Values the engine must have. Keys C(gpu_sku), C(tp_size), C(pp_size), C(trtllm_version); unset or null
+        keys are not checked.
+    type: dict
+    default: {}
+  fail_on_mismatch:
+    description: Fail when a value differs; with V(false) the mismatches are only returned.
+    type: bool
+    default: true
+attributes:
+  platform:
+    platforms: posix
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+"""
+
+EXAMPLES = r"""
+- name: Refuse an engine built for another GPU, layout or TensorRT-LLM version
+  tritonfleet.serving.engine_info:
+    engine_dir: /var/lib/tritonfleet/engines/baichuan2-7b-chat/0123456789abcdef
+    expect:
+      gpu_sku: "{{ tritonfleet_gpu_sku }}"
+      tp_size: 2
+      pp_size: 1
+      trtllm_version: 0.7.1
+"""
+
+RETURN = r"""
+engine:
+  description: What the engine records.
+  returned: always
+  type: dict
+  contains:
+    era:
+      description: V(build_py) (v0.7 C(builder_config)) or V(trtllm_build) (C(pretrained_config)).
+      type: str
+    trtllm_version:
+      description: TensorRT-LLM version, from the manifest or C(config.json); null when unrecorded.
+      type: str
+    gpu_sku:
+      description: GPU SKU the engine was built on (manifest); null when unrecorded.
+      type: str
+    tp_size:
+      description: Tensor parallel size.
+      type: int
+    pp_size:
+      description: Pipeline parallel size.
+      type: int
+    world_size:
+      description: Ranks the engine needs (C(tp_size * pp_size)).
+      type: int
+    dtype:
+      description: Engine precision.
+      type: str
+    built_on:
+      description: Host that built the engine (manifest).
+      type: str
+    cache_key:
+      description: The engine's cache key (manifest).
+      type: str
+mismatches:
+  description: One sentence per value that differs from O(expect).
+  returned: always
+  type: list
+  elements: str
+unverified:
+  description: Keys of O(expect) the engine does not record.
+  returned: always
+  type: list
+  elements: str
+"""
+
+import json
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.tritonfleet.serving.plugins.module_utils.engine_cache import MANIFEST
+
+CHECKED = ("gpu_sku", "tp_size", "pp_size", "trtllm_version")
+
+
+def read_json(path):
+    with open(path) as handle:
+        return json.load(handle)
+
+
+def describe(config, manifest):
+    """Normalise both config.json eras and the manifest into one flat dict."""
+    manifest = manifest or {}
+    key_inputs = (manifest.get("inputs") or {}).get("key_inputs") or {}
+    if "builder_config" in config:
+        builder = config["builder_config"]
+        info = dict(era="build_py", tp_size=builder.get("tensor_parallel", 1),
+                    pp_size=builder.get("pipeline_parallel", 1), dtype=builder.get("precision"),
+                    trtllm_version=None)
+    else:
+        pretrained = config.get("pretrained_config") or {}
+        mapping = pretrained.get("mapping") or {}
+        info = dict(era="trtllm_build", tp_size=mapping.get("tp_size", 1), pp_size=mapping.get("pp_size", 1),
+                    dtype=pretrained.get("dtype"), trtllm_version=config.get("version"))
+    info["tp_size"] = int(info["tp_size"])
+    info["pp_size"] = int(info["pp_size"])
+    info["world_size"] = info["tp_size"] * info["pp_size"]
+    # The manifest is written by the build that ran for these inputs: it wins.
+    if key_inputs.get("trtllm_version"):
+        info["trtllm_version"] = str(key_inputs["trtllm_version"])
+    info["gpu_sku"] = key_inputs.get("gpu_sku")
+    info["built_on"] = manifest.get("built_on")
+    info["cache_key"] = manifest.get("key")
+    return info
+
+
+def compare(info, expect):
+    mismatches, unverified = [], []
+    for key in CHECKED:
+        wanted = expect.get(key)
+        if wanted is None or wanted == "":
+            continue
+        have = info.get(key)
+        if have is None:
+            unverified.append(key)
+            continue
+        if str(have) != str(wanted):
+            mismatches.append("%s is %s, but %s is needed" % (key, have, wanted))
+    return mismatches, unverified
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            engine_dir=dict(type="path", required=True),
+            expect=dict(type="dict", default={}),
+            fail_on_mismatch=dict(type="bool", default=True),
+        ),
+        supports_check_mode=True,
+    )
+    engine_dir = module.params["engine_dir"]
+    config_path = os.path.join(engine_dir, "config.json")
+    try:
+        config = read_json(config_path)
+    except (OSError, IOError) as exc:
+        module.fail_json(msg="engine %s has no readable config.json (%s); build the engine first" % (engine_dir, exc))
+    except ValueError as exc:
+        module.fail_json(msg="%s is not valid JSON: %s" % (config_path, exc))
+    manifest = None
+    if os.path.exists(os.path.join(engine_dir, MANIFEST)):
+        try:
+            manifest = read_json(os.path.join(engine_dir, MANIFEST))
+        except ValueError as exc:
+            module.fail_json(msg="%s is not valid JSON: %s" % (os.path.join(engine_dir, MANIFEST), exc))
+    info = describe(config, manifest)
+    mismatches, unverified = compare(info, module.params["expect"])
+    result = dict(changed=False, engine=info, mismatches=mismatches, unverified=unverified)
+    if mismatches and module.params["fail_on_mismatch"]:
+        module.fail_json(msg="engine %s does not fit: %s. Rebuild it for this host and server configuration "
+                             "(or point the servers at a matching engine)" % (engine_dir, "; ".join(mismatches)),
+                         **result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,89 @@
+"""The engine role's container path on this machine's Docker engine: the CPU stand-in
+TensorRT-LLM image runs the real command lines of both eras; a failing build keeps the
+previous engine and shows the log's tail."""
+
+import json
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from local_deploy import Deployment, free_port_base
+
+pytestmark = pytest.mark.integration
+
+BUILD_IMAGE = "tritonfleet-test/nvidia/tensorrt-llm/release:0.7.1"
+
+
+def docker_image_present(image):
+    if shutil.which("docker") is None:
+        return False
+    return subprocess.run(["docker", "image", "inspect", image], capture_output=True, check=False).returncode == 0
+
+
+@pytest.fixture
+def deployment(tmp_path):
+    if not docker_image_present(BUILD_IMAGE):
+        message = "no Docker engine with %s (molecule/resources/build_images.sh builds it)" % BUILD_IMAGE
+        if os.environ.get("TRITONFLEET_REQUIRE_DOCKER") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    return Deployment(tmp_path / "root", free_port_base())
+
+
+def engine_vars(**extra):
+    base = {
+        "engine_builder": "container",
+        "engine_image": BUILD_IMAGE,
+        "engine_trtllm_version": "0.7.1",
+        "engine_build_poll_interval": 1,
+        "engine_container_ulimits": ["stack:67108864:67108864"],
+        "engine_container_shm_size": "64m",
+    }
+    base.update(extra)
+    return ["-e", json.dumps(base)]
+
+
+V07 = {"engine_recipe": "build_py", "engine_model_family": "baichuan",
+       "engine_build_args": {"model_version": "v2_7b", "dtype": "float32", "parallel_build": True,
+                             "use_inflight_batching": True, "enable_context_fmha": True,
+                             "use_gemm_plugin": "float32", "use_gpt_attention_plugin": "float32",
+                             "max_batch_size": 4, "max_input_len": 128, "max_output_len": 128}}
+MODERN = {"engine_recipe": "trtllm_build", "engine_convert_args": {"dtype": "float32"},
+          "engine_build_args": {"gemm_plugin": "float32", "max_batch_size": 4, "max_input_len": 128,
+                                "max_seq_len": 256}}
+
+
+def engines(root):
+    base = root / "engines" / "tiny-llama"
+    return sorted(p for p in base.iterdir() if (p / "tritonfleet-engine.json").exists()) if base.exists() else []
+
+
+@pytest.mark.parametrize("recipe", [V07, MODERN], ids=["build_py", "trtllm_build"])
+def test_container_build_is_cached_and_a_failed_build_keeps_the_engine(deployment, recipe):
+    first = deployment.playbook("playbooks/engine.yml", *engine_vars(**recipe))
+    assert first.rc == 0, first
+    (engine,) = engines(deployment.root)
+    config = json.loads((engine / "config.json").read_text())
+    assert config["pretrained_config"]["mapping"]["tp_size"] == 1
+    manifest = json.loads((engine / "tritonfleet-engine.json").read_text())
+    assert manifest["inputs"]["key_inputs"]["trtllm_version"] == "0.7.1"
+    assert manifest["inputs"]["builder"] == "container:" + recipe["engine_recipe"]
+
+    again = deployment.playbook("playbooks/engine.yml", *engine_vars(**recipe))
+    assert again.rc == 0 and again.changed == 0, again
+
+    # New arguments (a new key) and a builder that exits 3 part-way through.
+    broken = dict(recipe, engine_build_args=dict(recipe["engine_build_args"], max_batch_size=2),
+                  engine_container_env={"TRITONFLEET_STANDIN_FAIL": "1"})
+    failed = deployment.playbook("playbooks/engine.yml", *engine_vars(**broken))
+    assert failed.rc != 0
+    assert "exited with status 3" in failed.out, failed
+    assert "previous engine" in failed.out and "was left in place" in failed.out
+    assert engines(deployment.root) == [engine]
+    leftovers = [p.name for p in (deployment.root / "engines" / "tiny-llama").iterdir() if p.name.startswith(".")]
+    assert [p for p in leftovers if p.startswith((".building-", ".work-"))] == []
+    containers = subprocess.run(["docker", "ps", "-aq", "--filter", "name=tritonfleet-build-tiny-llama"],
+                                capture_output=True, text=True, check=True).stdout.split()
+    assert containers == []

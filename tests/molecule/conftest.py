@@ -1,0 +1,34 @@
+"""Session fixture: the Docker engine, images, package repository, network and registry of the scenarios."""
+
+import os
+import secrets
+
+import pytest
+
+from fleet_env import (HOST_VOLUMES, NETWORK, REGISTRY_CONTAINER, REGISTRY_IP, RESOURCES, SUBNET, docker_answers,
+                       docker_quiet, run, start_dockerd)
+
+
+@pytest.fixture(scope="session")
+def fleet_env():
+    if not docker_answers() and not start_dockerd():
+        message = "no Docker engine answers and dockerd could not be started (apt-get install docker.io)"
+        if os.environ.get("TRITONFLEET_REQUIRE_DOCKER") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+
+    password = secrets.token_urlsafe(24)
+    packages = RESOURCES / ".cache" / "packages"
+    env = dict(os.environ, TRITONFLEET_REGISTRY_PASSWORD=password, TRITONFLEET_PACKAGES_DIR=str(packages))
+    run([RESOURCES / "build_images.sh"], env=env)
+    run([RESOURCES / "packages.sh", packages], env=env)
+    if docker_quiet("network", "inspect", NETWORK).returncode != 0:
+        run(["docker", "network", "create", "--subnet", SUBNET, NETWORK])
+    run([RESOURCES / "registry.sh", "stop"], env=env)
+    run([RESOURCES / "registry.sh", "start"], env=env)
+    run(["docker", "network", "connect", "--ip", REGISTRY_IP, NETWORK, REGISTRY_CONTAINER])
+    run([RESOURCES / "registry.sh", "push"], env=env)
+    yield env
+    run([RESOURCES / "registry.sh", "stop"], env=env)
+    for volume in HOST_VOLUMES:
+        docker_quiet("volume", "rm", "-f", volume)

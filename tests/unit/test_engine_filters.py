@@ -1,0 +1,107 @@
+import pytest
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.tritonfleet.serving.plugins.filter.engine import (
+    cli_flags, engine_distribution, trtllm_build_command, trtllm_build_steps)
+
+# The seed flow: Baichuan2-7B-Chat on TensorRT-LLM v0.7.1.
+BAICHUAN_V07_ARGS = {
+    "model_version": "v2_7b", "dtype": "float16", "parallel_build": True, "use_inflight_batching": True,
+    "enable_context_fmha": True, "use_gemm_plugin": "float16", "use_gpt_attention_plugin": "float16",
+}
+
+
+def test_flags_from_a_dict_leave_out_false_and_null():
+    assert cli_flags({"b": True, "a": "x", "c": False, "d": None, "e": 3, "f": [1, 2]}) == [
+        "--a", "x", "--b", "--e", "3", "--f", "1", "2"]
+    assert cli_flags(None) == []
+
+
+@pytest.mark.parametrize("bad", [{"bad flag": 1}, {"x": {"nested": 1}}, ["--a"]])
+def test_malformed_flags_are_refused(bad):
+    with pytest.raises(AnsibleFilterError):
+        cli_flags(bad)
+
+
+def test_build_py_era_is_one_step_with_world_size():
+    (step,) = trtllm_build_steps("build_py", "/ckpt", "/out", "/work", tp_size=2, pp_size=1,
+                                 build_args=BAICHUAN_V07_ARGS, model_family="baichuan")
+    assert step[:2] == ["python3", "/app/tensorrt_llm/examples/baichuan/build.py"]
+    assert step[2:12] == ["--model_dir", "/ckpt", "--output_dir", "/out", "--world_size", "2",
+                          "--tp_size", "2", "--pp_size", "1"]
+    for flag in ("--parallel_build", "--use_inflight_batching", "--enable_context_fmha"):
+        assert flag in step
+    assert step[step.index("--use_gemm_plugin") + 1] == "float16"
+    assert step[step.index("--model_version") + 1] == "v2_7b"
+
+
+def test_trtllm_build_era_converts_then_builds_from_the_converted_checkpoint():
+    convert, build = trtllm_build_steps("trtllm_build", "/ckpt", "/out", "/work", tp_size=2, pp_size=2,
+                                        build_args={"gemm_plugin": "auto", "max_batch_size": 8},
+                                        convert_args={"dtype": "float16"})
+    assert convert[1] == "/app/tensorrt_llm/examples/llama/convert_checkpoint.py"
+    assert convert[convert.index("--output_dir") + 1] == "/work/trtllm-checkpoint"
+    assert convert[convert.index("--tp_size") + 1] == "2" and convert[convert.index("--pp_size") + 1] == "2"
+    assert build[:5] == ["trtllm-build", "--checkpoint_dir", "/work/trtllm-checkpoint", "--output_dir", "/out"]
+    assert "--gemm_plugin" in build and "--tp_size" not in build
+
+
+@pytest.mark.parametrize("recipe,args,conv", [
+    ("build_py", {"output_dir": "/elsewhere"}, None),
+    ("build_py", {"tp_size": 4}, None),
+    ("trtllm_build", {"checkpoint_dir": "/x"}, None),
+    ("trtllm_build", None, {"tp_size": 2}),
+    ("build_py", None, {"dtype": "float16"}),
+])
+def test_arguments_the_recipe_owns_are_refused(recipe, args, conv):
+    with pytest.raises(AnsibleFilterError):
+        trtllm_build_steps(recipe, "/c", "/o", "/w", build_args=args, convert_args=conv)
+
+
+def test_unknown_recipe_and_bad_sizes_are_refused():
+    with pytest.raises(AnsibleFilterError, match="recipe"):
+        trtllm_build_steps("make", "/c", "/o", "/w")
+    with pytest.raises(AnsibleFilterError, match="at least 1"):
+        trtllm_build_steps("build_py", "/c", "/o", "/w", tp_size=0)
+
+
+def test_build_command_is_one_shell_that_stops_at_the_first_failure_and_logs():
+    argv = trtllm_build_command("trtllm_build", "/c", "/o d", "/w", "/log/build.log",
+                                build_args={"gemm_plugin": "float16"})
+    assert argv[:2] == ["/bin/sh", "-c"]
+    script = argv[2].splitlines()
+    assert script[0] == "set -e" and script[1] == "exec >>/log/build.log 2>&1"
+    # paths with spaces survive quoting
+    assert any("'/o d'" in line for line in script)
+    assert sum(1 for line in script if line.startswith("trtllm-build")) == 1
+
+
+def plans(**keys):
+    return {host: {"cache_key": key, "present": present} for host, (key, present) in keys.items()}
+
+
+def test_a_fleet_builds_once_per_key_and_the_others_receive():
+    hosts = ["a1", "a2", "b1"]
+    result = engine_distribution(hosts, plans(a1=("A", False), a2=("A", False), b1=("B", False)))
+    assert [h for h in hosts if result[h]["build"]] == ["a1", "b1"]
+    assert result["a1"]["receivers"] == ["a2"]
+    assert result["a2"] == {"source": "a1", "build": False, "receive": True, "receivers": []}
+    assert result["b1"]["receivers"] == []
+
+
+def test_a_host_that_has_the_engine_is_the_source_and_nothing_builds():
+    hosts = ["a1", "a2", "a3"]
+    result = engine_distribution(hosts, plans(a1=("A", False), a2=("A", True), a3=("A", False)))
+    assert not any(r["build"] for r in result.values())
+    assert result["a2"]["receivers"] == ["a1", "a3"]
+    assert result["a1"]["source"] == "a2" and result["a1"]["receive"]
+
+
+def test_nothing_moves_when_every_host_has_its_engine():
+    result = engine_distribution(["a1", "a2"], plans(a1=("A", True), a2=("A", True)))
+    assert not any(r["build"] or r["receive"] or r["receivers"] for r in result.values())
+
+
+def test_hosts_without_a_plan_are_left_out():
+    result = engine_distribution(["a1", "gone"], plans(a1=("A", False)))
+    assert list(result) == ["a1"]

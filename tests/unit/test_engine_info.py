@@ -1,0 +1,73 @@
+"""engine_info reads both TensorRT-LLM eras' config.json and refuses engines that do not fit."""
+import json
+
+import pytest
+from ansible_module_harness import run_module
+
+from ansible_collections.tritonfleet.serving.plugins.module_utils.engine_cache import MANIFEST
+from ansible_collections.tritonfleet.serving.plugins.modules import engine_info
+
+# What v0.7's build.py writes (trimmed): no TensorRT-LLM version, parallelism in builder_config.
+V07_CONFIG = {"builder_config": {"name": "baichuan", "precision": "float16", "tensor_parallel": 2,
+                                 "pipeline_parallel": 1, "max_batch_size": 64},
+              "plugin_config": {"gpt_attention_plugin": "float16", "gemm_plugin": "float16"}}
+# What trtllm-build writes (trimmed).
+MODERN_CONFIG = {"version": "0.12.0", "pretrained_config": {"architecture": "LlamaForCausalLM", "dtype": "float16",
+                                                           "mapping": {"world_size": 4, "tp_size": 2, "pp_size": 2}},
+                 "build_config": {"max_batch_size": 8}}
+
+
+def engine(tmp_path, config, manifest=None):
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    if manifest is not None:
+        (tmp_path / MANIFEST).write_text(json.dumps(manifest))
+    return str(tmp_path)
+
+
+def manifest(sku="NVIDIA-H100-80GB-HBM3", version="0.7.1"):
+    return {"key": "k" * 64, "built_on": "gpu-a1",
+            "inputs": {"key_inputs": {"gpu_sku": sku, "trtllm_version": version}}}
+
+
+
+def test_describes_the_v07_era(tmp_path):
+    res = run_module(engine_info.main, {"engine_dir": engine(tmp_path, V07_CONFIG, manifest())})
+    info = res.result["engine"]
+    assert (info["era"], info["tp_size"], info["pp_size"], info["world_size"]) == ("build_py", 2, 1, 2)
+    assert (info["gpu_sku"], info["trtllm_version"], info["dtype"]) == ("NVIDIA-H100-80GB-HBM3", "0.7.1", "float16")
+    assert not res.failed and not res.result["changed"]
+
+
+def test_describes_the_trtllm_build_era_without_manifest(tmp_path):
+    res = run_module(engine_info.main, {"engine_dir": engine(tmp_path, MODERN_CONFIG),
+                                        "expect": {"gpu_sku": "NVIDIA-H100", "tp_size": 2, "pp_size": 2,
+                                                   "trtllm_version": "0.12.0"}})
+    assert not res.failed
+    assert res.result["engine"]["trtllm_version"] == "0.12.0"
+    # a foreign engine records no SKU: it cannot be checked, and says so
+    assert res.result["unverified"] == ["gpu_sku"]
+
+
+@pytest.mark.parametrize("expect,needle", [
+    ({"gpu_sku": "NVIDIA-L40S"}, "gpu_sku is NVIDIA-H100-80GB-HBM3, but NVIDIA-L40S is needed"),
+    ({"tp_size": 1}, "tp_size is 2, but 1 is needed"),
+    ({"pp_size": 2}, "pp_size is 1, but 2 is needed"),
+    ({"trtllm_version": "0.8.0"}, "trtllm_version is 0.7.1, but 0.8.0 is needed"),
+])
+def test_refuses_an_engine_that_does_not_fit(tmp_path, expect, needle):
+    res = run_module(engine_info.main, {"engine_dir": engine(tmp_path, V07_CONFIG, manifest()), "expect": expect})
+    assert res.failed and needle in res.result["msg"]
+
+
+def test_mismatches_can_be_returned_without_failing(tmp_path):
+    res = run_module(engine_info.main, {"engine_dir": engine(tmp_path, V07_CONFIG, manifest()),
+                                        "expect": {"tp_size": 4, "gpu_sku": ""}, "fail_on_mismatch": False})
+    assert not res.failed and res.result["mismatches"] == ["tp_size is 2, but 4 is needed"]
+
+
+def test_missing_or_broken_config(tmp_path):
+    res = run_module(engine_info.main, {"engine_dir": str(tmp_path / "nowhere")})
+    assert res.failed and "build the engine first" in res.result["msg"]
+    (tmp_path / "config.json").write_text("{not json")
+    res = run_module(engine_info.main, {"engine_dir": str(tmp_path)})
+    assert res.failed and "not valid JSON" in res.result["msg"]
