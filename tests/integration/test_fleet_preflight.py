@@ -1,0 +1,87 @@
+"""Bad fleet input fails before any change, with a message that names the problem and the fix.
+
+The host reports one H100 (the real nvidia-smi output in tests/fixtures), runs
+the docker runtime, and nothing here needs Docker: the checks run first.
+"""
+
+import json
+
+import pytest
+
+from local_deploy import REPO, Deployment, free_port_base
+
+pytestmark = pytest.mark.integration
+
+H100_XML = REPO / "tests" / "fixtures" / "h100-host" / "nvidia-smi-q.xml"
+H100_SKU = "NVIDIA-H100-80GB-HBM3"
+
+
+@pytest.fixture
+def deployment(tmp_path):
+    return Deployment(tmp_path / "root", free_port_base())
+
+
+def gpu_host(**extra):
+    base = {"facts_accelerator": "gpu", "facts_nvidia_smi_xml": str(H100_XML), "tritonfleet_runtime": "docker",
+            "servers_image": "nvcr.io/nvidia/tritonserver:24.01-trtllm-python-py3", "servers_count": 1}
+    base.update(extra)
+    return ["-e", json.dumps(base)]
+
+
+def fake_engine(path, sku, tp=1, version="0.7.1"):
+    path.mkdir(parents=True)
+    (path / "config.json").write_text(json.dumps({"version": version, "pretrained_config": {
+        "mapping": {"world_size": tp, "tp_size": tp, "pp_size": 1}}}))
+    (path / "tritonfleet-engine.json").write_text(json.dumps({"key": "0" * 64, "built_on": "gpu-l40s-01", "inputs": {
+        "key_inputs": {"gpu_sku": sku, "trtllm_version": version}}}))
+    return str(path)
+
+
+def fails(run, *needles):
+    assert run.rc != 0, run
+    assert run.changed == 0, run
+    for needle in needles:
+        assert needle in run.out, (needle, run)
+
+
+def test_the_fixture_host_passes_the_gpu_checks(deployment, tmp_path):
+    engine = fake_engine(tmp_path / "engine", H100_SKU)
+    run = deployment.playbook("tests/integration/playbooks/servers_preflight.yml", "--check",
+                              *gpu_host(servers_engine_dir=engine, servers_trtllm_version="0.7.1"))
+    # It gets past every GPU and engine check (what comes after needs a Docker engine).
+    assert "H100" in run.out
+    assert "Refuse more GPUs than the host has] ***" in run.out, run
+    assert "does not fit:" not in run.out and "collide:" not in run.out, run
+
+
+def test_more_gpus_than_the_host_has(deployment):
+    fails(deployment.playbook("tests/integration/playbooks/servers_preflight.yml", *gpu_host(servers_count=2)),
+          "has 1 GPU(s) but 2 server(s) x tp 1 x pp 1 need 2", "Lower servers_count")
+    fails(deployment.playbook("tests/integration/playbooks/servers_preflight.yml",
+                              *gpu_host(tritonfleet_tp_size=2)), "need 2")
+
+
+def test_a_gpu_index_that_does_not_exist(deployment):
+    fails(deployment.playbook("tests/integration/playbooks/servers_preflight.yml",
+                              *gpu_host(servers_instance_overrides=[{"index": 0, "gpus": [3]}])),
+          "triton0: GPU index 3 does not exist on this host (GPUs: 0)")
+
+
+def test_an_engine_built_for_another_sku(deployment, tmp_path):
+    engine = fake_engine(tmp_path / "engine", "NVIDIA-L40S")
+    fails(deployment.playbook("tests/integration/playbooks/servers_preflight.yml",
+                              *gpu_host(servers_engine_dir=engine)),
+          "gpu_sku is NVIDIA-L40S, but %s is needed" % H100_SKU, "Rebuild it")
+
+
+def test_an_engine_for_another_layout_or_version(deployment, tmp_path):
+    engine = fake_engine(tmp_path / "engine", H100_SKU, tp=2, version="0.8.0")
+    fails(deployment.playbook("tests/integration/playbooks/servers_preflight.yml",
+                              *gpu_host(servers_engine_dir=engine, servers_trtllm_version="0.7.1")),
+          "tp_size is 2, but 1 is needed", "trtllm_version is 0.8.0, but 0.7.1 is needed")
+
+
+def test_an_image_reference_without_a_tag(deployment):
+    fails(deployment.playbook("playbooks/images.yml", "-e", json.dumps({
+        "tritonfleet_runtime": "docker", "images_triton": "nvcr.io/nvidia/tritonserver"})),
+        "images_triton")
