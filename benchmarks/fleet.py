@@ -1,0 +1,105 @@
+"""Measure the molecule fleets and print the figures.
+
+For the 1-host (`default`) and 3-host (`fleet`) scenarios: the converge time
+of site.yml on freshly created hosts (Docker install, image pulls from the
+local registry, engine builds, Triton containers, verification), the no-op
+re-run time (changed=0 required), and the number of engine builds the fleet
+ran, read from the engines' manifests by the scenario's verify play. Then, for
+larger fleets, the builds the engine stage's planning (engine_distribution)
+schedules for N hosts across K GPU SKUs.
+
+Usage: .venv/bin/python benchmarks/fleet.py [--scenarios default fleet]
+Needs a Docker engine; sets up images, packages and the registry like the tests.
+"""
+
+import argparse
+import os
+import pathlib
+import re
+import secrets
+import subprocess
+import sys
+import time
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests" / "molecule"))
+sys.path.insert(0, str(REPO / ".collections"))
+from fleet_env import (HOST_VOLUMES, NETWORK, REGISTRY_CONTAINER, REGISTRY_IP, RESOURCES, SUBNET,  # noqa: E402
+                       docker_answers, docker_quiet, run, start_dockerd)
+
+from ansible_collections.tritonfleet.serving.plugins.filter.engine import engine_distribution  # noqa: E402
+
+RECAP = re.compile(r"^(\S+)\s+:\s+ok=\d+\s+changed=(\d+)\s+unreachable=\d+\s+failed=(\d+)", re.M)
+BUILDS = re.compile(r"(\d+) host\(s\), (\d+) SKU\(s\).*?: (\d+) build\(s\)")
+
+
+def setup_environment():
+    if not docker_answers() and not start_dockerd():
+        sys.exit("no Docker engine")
+    env = dict(os.environ, TRITONFLEET_REGISTRY_PASSWORD=secrets.token_urlsafe(24),
+               TRITONFLEET_PACKAGES_DIR=str(RESOURCES / ".cache" / "packages"),
+               PATH="%s:%s" % (REPO / ".venv" / "bin", os.environ.get("PATH", "")), ANSIBLE_FORCE_COLOR="0")
+    run([RESOURCES / "build_images.sh"], env=env, stdout=subprocess.DEVNULL)
+    run([RESOURCES / "packages.sh", env["TRITONFLEET_PACKAGES_DIR"]], env=env, stdout=subprocess.DEVNULL)
+    if docker_quiet("network", "inspect", NETWORK).returncode != 0:
+        run(["docker", "network", "create", "--subnet", SUBNET, NETWORK])
+    run([RESOURCES / "registry.sh", "stop"], env=env)
+    run([RESOURCES / "registry.sh", "start"], env=env)
+    run(["docker", "network", "connect", "--ip", REGISTRY_IP, NETWORK, REGISTRY_CONTAINER])
+    run([RESOURCES / "registry.sh", "push"], env=env, stdout=subprocess.DEVNULL)
+    return env
+
+
+def molecule(env, scenario, step):
+    started = time.monotonic()
+    proc = subprocess.run(["molecule", step, "-s", scenario], cwd=REPO, env=env, capture_output=True, text=True,
+                          check=False)
+    elapsed = time.monotonic() - started
+    if proc.returncode != 0:
+        sys.exit("molecule %s -s %s failed:\n%s" % (step, scenario, (proc.stdout + proc.stderr)[-5000:]))
+    return proc.stdout + proc.stderr, elapsed
+
+
+def measure(env, scenario):
+    molecule(env, scenario, "destroy")
+    for volume in HOST_VOLUMES:
+        docker_quiet("volume", "rm", "-f", volume)
+    molecule(env, scenario, "create")
+    molecule(env, scenario, "prepare")
+    out, cold = molecule(env, scenario, "converge")
+    hosts = len(RECAP.findall(out))
+    again, noop = molecule(env, scenario, "converge")
+    changed = sum(int(c) for _h, c, _f in RECAP.findall(again))
+    verified, _unused = molecule(env, scenario, "verify")
+    builds = BUILDS.search(verified)
+    molecule(env, scenario, "destroy")
+    return dict(scenario=scenario, hosts=hosts, cold=cold, noop=noop, noop_changed=changed,
+                skus=int(builds.group(2)) if builds else None, builds=int(builds.group(3)) if builds else None)
+
+
+def planned_builds(hosts, skus):
+    names = ["gpu-%03d" % i for i in range(hosts)]
+    plans = {name: {"cache_key": "sku-%d" % (i % skus), "present": False} for i, name in enumerate(names)}
+    return sum(1 for r in engine_distribution(names, plans).values() if r["build"])
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--scenarios", nargs="+", default=["default", "fleet"])
+    args = parser.parse_args()
+    env = setup_environment()
+    results = [measure(env, scenario) for scenario in args.scenarios]
+    print("\nmolecule fleets (site.yml on systemd hosts with their own Docker engine, 2 cores)")
+    print("%-10s %6s %10s %10s %9s %6s %7s" % ("scenario", "hosts", "converge", "no-op", "changed", "SKUs", "builds"))
+    for r in results:
+        print("%-10s %6d %9.1fs %9.1fs %9d %6s %7s" % (r["scenario"], r["hosts"], r["cold"], r["noop"],
+                                                   r["noop_changed"], r["skus"], r["builds"]))
+    print("\nengine builds the engine stage plans for N hosts across K SKUs (one model)")
+    print("%6s %4s %7s" % ("N", "K", "builds"))
+    for hosts, skus in ((1, 1), (3, 2), (12, 2), (48, 3), (200, 4)):
+        print("%6d %4d %7d" % (hosts, skus, planned_builds(hosts, skus)))
+    run([RESOURCES / "registry.sh", "stop"], env=env)
+
+
+if __name__ == "__main__":
+    main()
