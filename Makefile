@@ -7,7 +7,7 @@ COLLECTION_LINK := .collections/ansible_collections/tritonfleet/serving
 export PATH := $(abspath $(BIN)):$(PATH)
 export ANSIBLE_CONFIG := $(abspath ansible.cfg)
 
-.PHONY: venv demo converge teardown test unit integration lint sanity bench clean
+.PHONY: venv demo converge teardown test unit integration molecule lint sanity bench bench-fleet clean
 
 venv: $(STAMP) $(COLLECTION_LINK)
 
@@ -40,6 +40,10 @@ unit: venv
 integration: venv
 	$(BIN)/pytest -q -m integration
 
+# Multi-host scenarios on Docker (root, docker.io, debootstrap, dpkg-dev).
+molecule: venv
+	$(BIN)/pytest -q -m molecule
+
 lint: venv
 	$(BIN)/ansible-lint --profile production
 
@@ -48,6 +52,9 @@ sanity: venv
 
 bench: venv
 	$(BIN)/python benchmarks/local_pipeline.py
+
+bench-fleet: venv
+	$(BIN)/python benchmarks/fleet.py
 
 clean:
 	rm -rf $(VENV) .collections

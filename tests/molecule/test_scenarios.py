@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from fleet_env import OUTPUT, REPO_ROOT
+from fleet_env import HOST_VOLUMES, OUTPUT, REPO_ROOT, docker_quiet
 
 pytestmark = pytest.mark.molecule
 
@@ -39,6 +39,10 @@ def assert_secret_absent(env, text):
 
 @pytest.mark.parametrize("scenario", ["default", "fleet"])
 def test_scenario(fleet_env, scenario):
+    # Hosts start from empty Docker state: no engine installed, no image pulled.
+    molecule(fleet_env, scenario, "destroy", log_name=scenario + "-destroy")
+    for volume in HOST_VOLUMES:
+        docker_quiet("volume", "rm", "-f", volume)
     rc, text, elapsed = molecule(fleet_env, scenario, "test")
     assert_secret_absent(fleet_env, text)
     # Molecule's idempotence step passed; the verify play reported the build count.
