@@ -4,7 +4,7 @@ Each run's whole output goes to tests/output/molecule-<scenario>.log; the
 registry password of the session must appear nowhere in it.
 """
 
-import os
+import json
 import re
 import subprocess
 import time
@@ -37,20 +37,71 @@ def assert_secret_absent(env, text):
     assert secret not in text, "the registry password appears in molecule's output"
 
 
-@pytest.mark.parametrize("scenario", ["default", "fleet"])
-def test_scenario(fleet_env, scenario):
-    # Hosts start from empty Docker state: no engine installed, no image pulled.
-    molecule(fleet_env, scenario, "destroy", log_name=scenario + "-destroy")
+RECAP = re.compile(r"^(\S+)\s+:\s+ok=\d+\s+changed=(\d+)\s+unreachable=\d+\s+failed=(\d+)", re.M)
+BUILDS = re.compile(r"(\d+) host\(s\), (\d+) SKU\(s\).*?: (\d+) build\(s\)")
+
+
+def fresh_hosts(env, scenario):
+    """Hosts start from empty Docker state: no engine installed, no image pulled."""
+    molecule(env, scenario, "destroy", log_name=scenario + "-destroy")
     for volume in HOST_VOLUMES:
         docker_quiet("volume", "rm", "-f", volume)
-    rc, text, elapsed = molecule(fleet_env, scenario, "test")
-    assert_secret_absent(fleet_env, text)
-    # Molecule's idempotence step passed; the verify play reported the build count.
-    assert "Idempotence completed successfully" in text
-    builds = re.search(r"(\d+) host\(s\), (\d+) SKU\(s\).*?: (\d+) build\(s\)", text)
+
+
+def reported_builds(text):
+    builds = BUILDS.search(text)
     assert builds, "the verify play did not report the fleet's builds"
-    hosts, skus, count = (int(g) for g in builds.groups())
-    assert count == skus
-    if scenario == "fleet":
-        assert (hosts, skus, count) == (3, 2, 2)
-    print("molecule test -s %s: %.0f s" % (scenario, elapsed))
+    return tuple(int(g) for g in builds.groups())
+
+
+def test_fleet(fleet_env):
+    """Three hosts, two GPU SKUs: molecule's whole sequence, two engine builds."""
+    fresh_hosts(fleet_env, "fleet")
+    _rc, text, elapsed = molecule(fleet_env, "fleet", "test")
+    assert_secret_absent(fleet_env, text)
+    assert re.search(r"idempotence\] Executed: Successful", text)
+    assert reported_builds(text) == (3, 2, 2)
+    print("molecule test -s fleet: %.0f s" % elapsed)
+
+
+def test_default_host_check_mode_and_bad_input(fleet_env):
+    """One host: converge, idempotence, a check-mode run that predicts no change, then bad
+    input on the running host (a wrong registry password, a build that exits non-zero) fails
+    with a clear message and leaves the servers serving."""
+    fresh_hosts(fleet_env, "default")
+    texts = []
+    try:
+        for step in ("create", "prepare", "converge", "idempotence"):
+            texts.append(molecule(fleet_env, "default", step, log_name="default-" + step)[1])
+
+        _rc, text, _t = molecule(fleet_env, "default", "converge", "--", "--check", "--diff",
+                                 log_name="default-check")
+        texts.append(text)
+        assert [int(c) for _h, c, f in RECAP.findall(text)] == [0], text[-3000:]
+
+        # Through the environment, as the right one comes: molecule prints failed commands.
+        wrong = "wrong-" + fleet_env["TRITONFLEET_REGISTRY_PASSWORD"][::-1]
+        rc, text, _t = molecule(dict(fleet_env, TRITONFLEET_REGISTRY_PASSWORD=wrong), "default", "converge",
+                                log_name="default-bad-login", check=False)
+        texts.append(text)
+        assert rc != 0
+        assert "Logging in to registry" in text and "tritonfleet" in text
+        assert wrong not in text, "the wrong password appears in the output"
+
+        broken = {"engine_container_env": {"TRITONFLEET_STANDIN_FAIL": "1"},
+                  "engine_build_args": {"max_batch_size": 4, "max_input_len": 256, "max_seq_len": 512,
+                                        "gemm_plugin": "float32"}}
+        rc, text, _t = molecule(fleet_env, "default", "converge", "--", "-e", json.dumps(broken),
+                                log_name="default-bad-build", check=False)
+        texts.append(text)
+        assert rc != 0
+        assert "exited with status 3" in text and "was left in place" in text
+
+        # The servers still run the previous engine and answer.
+        _rc, text, _t = molecule(fleet_env, "default", "verify", log_name="default-verify")
+        texts.append(text)
+        assert reported_builds(text) == (1, 1, 1)
+    finally:
+        molecule(fleet_env, "default", "destroy", log_name="default-destroy", check=False)
+    for text in texts:
+        assert_secret_absent(fleet_env, text)
