@@ -186,7 +186,7 @@ def _write_json(path, data):
         handle.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
-def _read_json(path, error_class, what):
+def read_json_object(path, error_class, what):
     try:
         with open(path, encoding="utf-8") as handle:
             data = json.load(handle)
@@ -199,7 +199,7 @@ def _read_json(path, error_class, what):
     return data
 
 
-def _file_sha256(path):
+def file_sha256(path):
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
@@ -416,9 +416,9 @@ def generate_tiny_checkpoint(output_dir, seed=0, hidden_size=64, num_hidden_laye
         _write_json(os.path.join(staging, "special_tokens_map.json"), special_tokens_map)
         # mkdtemp makes 0700 directories; see _save_safetensors for why that matters.
         os.chmod(staging, 0o777 & ~_umask())
-        files = {name: _file_sha256(os.path.join(staging, name)) for name in sorted(os.listdir(staging))}
+        files = {name: file_sha256(os.path.join(staging, name)) for name in sorted(os.listdir(staging))}
         unchanged = os.path.isdir(output_dir) and all(
-            os.path.isfile(os.path.join(output_dir, name)) and _file_sha256(os.path.join(output_dir, name)) == sha
+            os.path.isfile(os.path.join(output_dir, name)) and file_sha256(os.path.join(output_dir, name)) == sha
             for name, sha in files.items())
         if unchanged:
             shutil.rmtree(staging)
@@ -496,7 +496,7 @@ def validate_checkpoint(checkpoint_dir):
             "tokenizer) from its source into that directory, or generate the tiny test checkpoint there"
             % (checkpoint_dir, "; ".join(missing)))
 
-    config = _read_json(config_path, CheckpointError, "checkpoint config")
+    config = read_json_object(config_path, CheckpointError, "checkpoint config")
     num_layers = config.get("num_hidden_layers")
     return dict(
         path=checkpoint_dir,
@@ -716,7 +716,7 @@ def build_engine(checkpoint_dir, output_dir, tp_size=1, pp_size=1, dtype="float3
     except (TypeError, ValueError) as exc:
         raise EngineBuildError("extra builder options must be JSON-serialisable: %s" % exc)
 
-    config = _read_json(os.path.join(checkpoint_dir, "config.json"), CheckpointError, "checkpoint config")
+    config = read_json_object(os.path.join(checkpoint_dir, "config.json"), CheckpointError, "checkpoint config")
     shape = _model_shape(config, checkpoint_dir)
     if dtype == "auto":
         dtype = config.get("torch_dtype", config.get("dtype", "float32"))
@@ -817,7 +817,7 @@ def read_engine_config(engine_dir):
     if not os.path.isfile(config_path):
         raise EngineConfigError("engine directory %s has no %s; build the engine first (or point at the directory "
                                 "the build wrote)" % (engine_dir, ENGINE_CONFIG))
-    config = _read_json(config_path, EngineConfigError, "engine config")
+    config = read_json_object(config_path, EngineConfigError, "engine config")
     if config.get("engine_format") != ENGINE_FORMAT:
         raise EngineConfigError("engine %s is not a %s engine (engine_format %r); a TensorRT-LLM engine needs the "
                                 "gpu accelerator mode" % (engine_dir, ENGINE_FORMAT, config.get("engine_format")))

@@ -24,6 +24,18 @@ import tempfile
 import time
 
 MANIFEST = "tritonfleet-engine.json"
+
+# The options of the modules that build or stage engines in this cache
+# (documented by the tritonfleet.serving.engine_cache doc fragment).
+CACHE_ARGUMENT_SPEC = dict(
+    name=dict(type="str", required=True),
+    cache_dir=dict(type="path", required=True),
+    checkpoint_dir=dict(type="path", required=True),
+    tp_size=dict(type="int", default=1),
+    pp_size=dict(type="int", default=1),
+    key_inputs=dict(type="dict", default={}, no_log=False),
+    keep=dict(type="int", default=2),
+)
 HASH_MEMO = ".tritonfleet-file-hashes.json"
 
 

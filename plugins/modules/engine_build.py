@@ -27,19 +27,8 @@ author:
   - tritonfleet maintainers (@tritonfleet)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - tritonfleet.serving.engine_cache
 options:
-  name:
-    description: Engine name; engines live in C(<cache_dir>/<name>/<key prefix>).
-    type: str
-    required: true
-  cache_dir:
-    description: Root of the engine cache.
-    type: path
-    required: true
-  checkpoint_dir:
-    description: Hugging Face format checkpoint (weights, config.json and tokenizer files).
-    type: path
-    required: true
   builder:
     description: How to build.
     type: str
@@ -49,28 +38,12 @@ options:
     description: Argument vector for O(builder=command).
     type: list
     elements: str
-  tp_size:
-    description: Tensor parallel size.
-    type: int
-    default: 1
-  pp_size:
-    description: Pipeline parallel size.
-    type: int
-    default: 1
   build_args:
     description:
       - Builder arguments; part of the cache key. For V(cpu_reference) the keys C(dtype),
         C(max_batch_size), C(max_input_len) and C(max_seq_len) are used.
     type: dict
     default: {}
-  key_inputs:
-    description: Further inputs that make an engine different (image digest, GPU SKU, TRT-LLM version).
-    type: dict
-    default: {}
-  keep:
-    description: How many engines of this name to keep in the cache (the current one included).
-    type: int
-    default: 2
   timeout:
     description: Seconds a O(builder=command) build may take.
     type: int
@@ -134,7 +107,8 @@ import os
 import subprocess
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.tritonfleet.serving.plugins.module_utils.engine_cache import EngineCache, HASH_MEMO, cache_key
+from ansible_collections.tritonfleet.serving.plugins.module_utils.engine_cache import (
+    CACHE_ARGUMENT_SPEC, EngineCache, HASH_MEMO, cache_key)
 from ansible_collections.tritonfleet.serving.plugins.module_utils.hashing import tree_digest
 from ansible_collections.tritonfleet.serving.plugins.module_utils.supervisor import tail
 
@@ -166,16 +140,10 @@ def run_command_build(argv, log_file, timeout):
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            name=dict(type="str", required=True),
-            cache_dir=dict(type="path", required=True),
-            checkpoint_dir=dict(type="path", required=True),
+            CACHE_ARGUMENT_SPEC,
             builder=dict(type="str", choices=["cpu_reference", "command"], default="cpu_reference"),
             command=dict(type="list", elements="str"),
-            tp_size=dict(type="int", default=1),
-            pp_size=dict(type="int", default=1),
             build_args=dict(type="dict", default={}),
-            key_inputs=dict(type="dict", default={}, no_log=False),
-            keep=dict(type="int", default=2),
             timeout=dict(type="int", default=7200),
             log_file=dict(type="path"),
         ),

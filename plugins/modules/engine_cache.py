@@ -29,24 +29,13 @@ author:
   - tritonfleet maintainers (@tritonfleet)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - tritonfleet.serving.engine_cache
 options:
   step:
     description: Which step to run.
     type: str
     choices: [plan, stage, commit, abort]
     default: plan
-  name:
-    description: Engine name; engines live in C(<cache_dir>/<name>/<key prefix>).
-    type: str
-    required: true
-  cache_dir:
-    description: Root of the engine cache.
-    type: path
-    required: true
-  checkpoint_dir:
-    description: Hugging Face format checkpoint the engine is built from; its contents are part of the key.
-    type: path
-    required: true
   builder:
     description: Label of the build method (for example V(container:build_py)); part of the key.
     type: str
@@ -56,20 +45,8 @@ options:
     type: list
     elements: str
     default: []
-  tp_size:
-    description: Tensor parallel size.
-    type: int
-    default: 1
-  pp_size:
-    description: Pipeline parallel size.
-    type: int
-    default: 1
   build_args:
     description: Builder arguments; part of the key.
-    type: dict
-    default: {}
-  key_inputs:
-    description: Further inputs that make an engine different (image ID, GPU SKU, TensorRT-LLM version).
     type: dict
     default: {}
   build_seconds:
@@ -78,10 +55,6 @@ options:
   received_from:
     description: Host the staged engine was copied from, recorded by V(commit).
     type: str
-  keep:
-    description: How many engines of this name V(commit) keeps (the new one included).
-    type: int
-    default: 2
 attributes:
   platform:
     platforms: posix
@@ -167,7 +140,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.tritonfleet.serving.plugins.module_utils.engine_cache import (
-    EngineCache, EngineMismatch, HASH_MEMO, cache_key)
+    CACHE_ARGUMENT_SPEC, EngineCache, EngineMismatch, HASH_MEMO, cache_key)
 from ansible_collections.tritonfleet.serving.plugins.module_utils.hashing import tree_digest
 from ansible_collections.tritonfleet.serving.plugins.module_utils.supervisor import tail
 
@@ -187,19 +160,13 @@ def build_inputs(params, checkpoint_sha256):
 def main():
     module = AnsibleModule(
         argument_spec=dict(
+            CACHE_ARGUMENT_SPEC,
             step=dict(type="str", choices=["plan", "stage", "commit", "abort"], default="plan"),
-            name=dict(type="str", required=True),
-            cache_dir=dict(type="path", required=True),
-            checkpoint_dir=dict(type="path", required=True),
             builder=dict(type="str", default="container"),
             command=dict(type="list", elements="str", default=[]),
-            tp_size=dict(type="int", default=1),
-            pp_size=dict(type="int", default=1),
             build_args=dict(type="dict", default={}),
-            key_inputs=dict(type="dict", default={}, no_log=False),
             build_seconds=dict(type="float"),
             received_from=dict(type="str"),
-            keep=dict(type="int", default=2),
         ),
         supports_check_mode=True,
     )

@@ -37,7 +37,6 @@ reason on stderr), 2 bad command line, 3 simulated failure.
 """
 
 import argparse
-import hashlib
 import json
 import os
 import shutil
@@ -94,24 +93,12 @@ def import_cpu_reference():
 
 
 def sha256_file(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return import_cpu_reference().file_sha256(path)
 
 
 def read_json(path, what):
-    try:
-        with open(path, encoding="utf-8") as handle:
-            data = json.load(handle)
-    except OSError as exc:
-        raise StandinError("cannot read %s %s: %s" % (what, path, exc))
-    except ValueError as exc:
-        raise StandinError("%s %s is not valid JSON: %s" % (what, path, exc))
-    if not isinstance(data, dict):
-        raise StandinError("%s %s must hold a JSON object" % (what, path))
-    return data
+    """A JSON object from ``path``; StandinError (exit 1) with the reason otherwise."""
+    return import_cpu_reference().read_json_object(path, StandinError, what)
 
 
 def write_json(path, data):
