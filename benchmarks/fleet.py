@@ -92,8 +92,8 @@ def main():
     print("\nmolecule fleets (site.yml on systemd hosts with their own Docker engine, 2 cores)")
     print("%-10s %6s %10s %10s %9s %6s %7s" % ("scenario", "hosts", "converge", "no-op", "changed", "SKUs", "builds"))
     for r in results:
-        print("%-10s %6d %9.1fs %9.1fs %9d %6s %7s" % (r["scenario"], r["hosts"], r["cold"], r["noop"],
-                                                   r["noop_changed"], r["skus"], r["builds"]))
+        row = (r["scenario"], r["hosts"], r["cold"], r["noop"], r["noop_changed"], r["skus"], r["builds"])
+        print("%-10s %6d %9.1fs %9.1fs %9d %6s %7s" % row)
     print("\nengine builds the engine stage plans for N hosts across K SKUs (one model)")
     print("%6s %4s %7s" % ("N", "K", "builds"))
     for hosts, skus in ((1, 1), (3, 2), (12, 2), (48, 3), (200, 4)):

@@ -6,7 +6,6 @@ hosts live on, and the htpasswd-protected registry on it, with a password made
 up for this session (the scenarios check it is in no output).
 """
 
-import os
 import pathlib
 import shutil
 import subprocess
@@ -34,7 +33,7 @@ def start_dockerd():
     OUTPUT.mkdir(parents=True, exist_ok=True)
     with open(OUTPUT / "dockerd.log", "ab") as log:
         subprocess.Popen(["dockerd"], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    for _ in range(60):
+    for _attempt in range(60):
         if docker_answers():
             return True
         time.sleep(1)

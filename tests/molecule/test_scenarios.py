@@ -23,7 +23,8 @@ def molecule(env, scenario, *command, log_name=None, check=True):
     venv_bin = REPO_ROOT / ".venv" / "bin"
     run_env = dict(env, PATH="%s:%s" % (venv_bin, env.get("PATH", "")), ANSIBLE_FORCE_COLOR="0", PY_COLORS="0")
     with open(log_path, "w") as log:
-        proc = subprocess.run(["molecule", command[0], "-s", scenario] + list(command[1:]), cwd=REPO_ROOT, env=run_env, stdout=log, stderr=subprocess.STDOUT, check=False)
+        proc = subprocess.run(["molecule", command[0], "-s", scenario] + list(command[1:]), cwd=REPO_ROOT,
+                              env=run_env, stdout=log, stderr=subprocess.STDOUT, check=False)
     elapsed = time.monotonic() - started
     text = log_path.read_text(errors="replace")
     if check and proc.returncode != 0:

@@ -12,9 +12,12 @@ V07_CONFIG = {"builder_config": {"name": "baichuan", "precision": "float16", "te
                                  "pipeline_parallel": 1, "max_batch_size": 64},
               "plugin_config": {"gpt_attention_plugin": "float16", "gemm_plugin": "float16"}}
 # What trtllm-build writes (trimmed).
-MODERN_CONFIG = {"version": "0.12.0", "pretrained_config": {"architecture": "LlamaForCausalLM", "dtype": "float16",
-                                                           "mapping": {"world_size": 4, "tp_size": 2, "pp_size": 2}},
-                 "build_config": {"max_batch_size": 8}}
+MODERN_CONFIG = {
+    "version": "0.12.0",
+    "pretrained_config": {"architecture": "LlamaForCausalLM", "dtype": "float16",
+                          "mapping": {"world_size": 4, "tp_size": 2, "pp_size": 2}},
+    "build_config": {"max_batch_size": 8},
+}
 
 
 def engine(tmp_path, config, manifest=None):
@@ -27,7 +30,6 @@ def engine(tmp_path, config, manifest=None):
 def manifest(sku="NVIDIA-H100-80GB-HBM3", version="0.7.1"):
     return {"key": "k" * 64, "built_on": "gpu-a1",
             "inputs": {"key_inputs": {"gpu_sku": sku, "trtllm_version": version}}}
-
 
 
 def test_describes_the_v07_era(tmp_path):
