@@ -23,9 +23,10 @@ import time
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "molecule"))
+sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO / ".collections"))
-from fleet_env import (HOST_VOLUMES, NETWORK, REGISTRY_CONTAINER, REGISTRY_IP, RESOURCES, SUBNET,  # noqa: E402
-                       docker_answers, docker_quiet, run, start_dockerd)
+from docker_env import docker_answers, start_dockerd  # noqa: E402
+from fleet_env import HOST_VOLUMES, NETWORK, REGISTRY_CONTAINER, REGISTRY_IP, RESOURCES, SUBNET, docker_quiet, run  # noqa: E402
 
 from ansible_collections.tritonfleet.serving.plugins.filter.engine import engine_distribution  # noqa: E402
 

@@ -3,12 +3,11 @@ TensorRT-LLM image runs the real command lines of both eras; a failing build kee
 previous engine and shows the log's tail."""
 
 import json
-import os
-import shutil
 import subprocess
 
 import pytest
 
+from docker_env import ensure_test_image
 from local_deploy import Deployment, free_port_base
 
 pytestmark = pytest.mark.integration
@@ -16,19 +15,13 @@ pytestmark = pytest.mark.integration
 BUILD_IMAGE = "tritonfleet-test/nvidia/tensorrt-llm/release:0.7.1"
 
 
-def docker_image_present(image):
-    if shutil.which("docker") is None:
-        return False
-    return subprocess.run(["docker", "image", "inspect", image], capture_output=True, check=False).returncode == 0
+@pytest.fixture(scope="module")
+def build_image():
+    return ensure_test_image("tensorrt-llm", BUILD_IMAGE)
 
 
 @pytest.fixture
-def deployment(tmp_path):
-    if not docker_image_present(BUILD_IMAGE):
-        message = "no Docker engine with %s (molecule/resources/build_images.sh builds it)" % BUILD_IMAGE
-        if os.environ.get("TRITONFLEET_REQUIRE_DOCKER") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
+def deployment(tmp_path, build_image):
     return Deployment(tmp_path / "root", free_port_base())
 
 

@@ -37,20 +37,15 @@ import urllib.request
 import pytest
 import yaml
 
+from docker_env import ensure_docker_engine, unavailable
+
 pytestmark = pytest.mark.integration
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 PLAYBOOK_BIN = pathlib.Path(sys.executable).parent / "ansible-playbook"
-REQUIRE_DOCKER = os.environ.get("TRITONFLEET_REQUIRE_DOCKER") == "1"
 REGISTRY_BIN = os.environ.get("TRITONFLEET_REGISTRY_BIN", "/usr/bin/docker-registry")
 USERNAME = "tfuser"
 RECAP = re.compile(r"^localhost\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
-
-
-def unavailable(reason):
-    if REQUIRE_DOCKER:
-        pytest.fail("%s, and TRITONFLEET_REQUIRE_DOCKER=1 requires the Docker tests to run" % reason)
-    pytest.skip(reason)
 
 
 def sh(*args, env=None, input=None, timeout=300):  # pylint: disable=redefined-builtin
@@ -67,8 +62,7 @@ def free_port():
 # ------------------------------------------------------------------ fixtures
 @pytest.fixture(scope="module")
 def docker():
-    if not shutil.which("docker"):
-        unavailable("no docker CLI on PATH (Debian: apt-get install docker.io)")
+    ensure_docker_engine()
     info = sh("docker", "info", "--format", "{{.ServerVersion}}", timeout=30)
     if info.returncode != 0:
         unavailable("no Docker engine answers (`docker info`: %s); start one with dockerd"

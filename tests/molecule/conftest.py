@@ -5,17 +5,13 @@ import secrets
 
 import pytest
 
-from fleet_env import (HOST_VOLUMES, NETWORK, REGISTRY_CONTAINER, REGISTRY_IP, RESOURCES, SUBNET, docker_answers,
-                       docker_quiet, run, start_dockerd)
+from docker_env import ensure_docker_engine
+from fleet_env import HOST_VOLUMES, NETWORK, REGISTRY_CONTAINER, REGISTRY_IP, RESOURCES, SUBNET, docker_quiet, run
 
 
 @pytest.fixture(scope="session")
 def fleet_env():
-    if not docker_answers() and not start_dockerd():
-        message = "no Docker engine answers and dockerd could not be started (apt-get install docker.io)"
-        if os.environ.get("TRITONFLEET_REQUIRE_DOCKER") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
+    ensure_docker_engine()
 
     password = secrets.token_urlsafe(24)
     packages = RESOURCES / ".cache" / "packages"

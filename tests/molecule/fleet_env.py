@@ -7,9 +7,8 @@ up for this session (the scenarios check it is in no output).
 """
 
 import pathlib
-import shutil
 import subprocess
-import time
+
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 RESOURCES = REPO_ROOT / "molecule" / "resources"
@@ -19,25 +18,6 @@ SUBNET = "172.30.240.0/24"
 REGISTRY_IP = "172.30.240.2"
 REGISTRY_CONTAINER = "tritonfleet-registry"
 HOST_VOLUMES = ["tritonfleet-fleet-%s-docker" % h for h in ("a1", "a2", "b1", "solo")]
-
-
-def docker_answers():
-    if shutil.which("docker") is None:
-        return False
-    return subprocess.run(["docker", "info"], capture_output=True, check=False).returncode == 0
-
-
-def start_dockerd():
-    if shutil.which("dockerd") is None:
-        return False
-    OUTPUT.mkdir(parents=True, exist_ok=True)
-    with open(OUTPUT / "dockerd.log", "ab") as log:
-        subprocess.Popen(["dockerd"], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    for _attempt in range(60):
-        if docker_answers():
-            return True
-        time.sleep(1)
-    return False
 
 
 def run(argv, **kwargs):
