@@ -30,13 +30,16 @@ def _as_int(value, what):
 
 def triton_instances(count, http_port_base=8000, grpc_port_base=8001, metrics_port_base=8002,
                      port_stride=10, shm_region_prefix="tritonfleet", name_prefix="triton",
-                     gpu_ids=None, gpus_per_instance=0, overrides=None):
+                     gpu_ids=None, gpus_per_instance=0, instances_per_gpu=1, overrides=None):
     """Return one dict per server instance.
 
     Instance ``i`` listens on ``<kind>_port_base + i * port_stride`` and uses the
     shared-memory prefix ``<shm_region_prefix><i>_`` (the Python backend
     appends its own suffixes after it). In gpu mode instance ``i`` gets the
-    ``gpus_per_instance`` GPUs starting at ``gpu_ids[i * gpus_per_instance]``.
+    ``gpus_per_instance`` GPUs starting at ``gpu_ids[g * gpus_per_instance]``
+    with ``g = i // instances_per_gpu``: by default every instance has its own
+    GPUs; ``instances_per_gpu=2`` puts two servers on each GPU (engines whose
+    KV cache is sized to share it).
     ``overrides`` is a list of dicts with an ``index`` key and any of
     name/http_port/grpc_port/metrics_port/shm_region_prefix/gpus, for users
     who must pin one instance to a specific port.
@@ -47,6 +50,9 @@ def triton_instances(count, http_port_base=8000, grpc_port_base=8001, metrics_po
         raise AnsibleFilterError("servers count must be at least 1, got %d" % count)
     gpu_ids = [_as_int(g, "GPU index") for g in (gpu_ids or [])]
     per = _as_int(gpus_per_instance, "gpus_per_instance")
+    sharing = _as_int(instances_per_gpu, "instances_per_gpu")
+    if sharing < 1:
+        raise AnsibleFilterError("instances_per_gpu must be at least 1, got %d" % sharing)
 
     by_index = {}
     for item in overrides or []:
@@ -67,7 +73,7 @@ def triton_instances(count, http_port_base=8000, grpc_port_base=8001, metrics_po
             "grpc_port": _as_int(grpc_port_base, "grpc_port_base") + i * stride,
             "metrics_port": _as_int(metrics_port_base, "metrics_port_base") + i * stride,
             "shm_region_prefix": "%s%d_" % (shm_region_prefix, i),
-            "gpus": gpu_ids[i * per:(i + 1) * per] if per > 0 else [],
+            "gpus": gpu_ids[(i // sharing) * per:(i // sharing + 1) * per] if per > 0 else [],
         }
         override = dict(by_index.get(i, {}))
         override.pop("index", None)

@@ -5,6 +5,7 @@ the docker runtime, and nothing here needs Docker: the checks run first.
 """
 
 import json
+import re
 
 import pytest
 
@@ -37,6 +38,12 @@ def fake_engine(path, sku, tp=1, version="0.7.1"):
     return str(path)
 
 
+def task_status(out, task):
+    """ok / changed / fatal / skipping: the first result line after the task's header."""
+    match = re.search(r"TASK \[[^\]]*: %s\] \**\n(\w+)" % re.escape(task), out)
+    return match.group(1).rstrip(":") if match else None
+
+
 def fails(run, *needles):
     assert run.rc != 0, run
     assert run.changed == 0, run
@@ -50,8 +57,9 @@ def test_the_fixture_host_passes_the_gpu_checks(deployment, tmp_path):
                               *gpu_host(servers_engine_dir=engine, servers_trtllm_version="0.7.1"))
     # It gets past every GPU and engine check (what comes after needs a Docker engine).
     assert "H100" in run.out
-    assert "Refuse more GPUs than the host has] ***" in run.out, run
-    assert "does not fit:" not in run.out and "collide:" not in run.out, run
+    for task in ("Refuse more GPUs than the host has", "Refuse colliding ports, shm prefixes, names and GPUs",
+                 "Refuse an engine that does not fit this host or the server configuration"):
+        assert task_status(run.out, task) == "ok", (task, run)
 
 
 def test_more_gpus_than_the_host_has(deployment):
@@ -85,3 +93,10 @@ def test_an_image_reference_without_a_tag(deployment):
     fails(deployment.playbook("playbooks/images.yml", "-e", json.dumps({
         "tritonfleet_runtime": "docker", "images_triton": "nvcr.io/nvidia/tritonserver"})),
         "images_triton")
+
+
+def test_two_servers_may_share_the_gpu_when_asked(deployment, tmp_path):
+    run = deployment.playbook("tests/integration/playbooks/servers_preflight.yml", "--check",
+                              *gpu_host(servers_count=2, servers_instances_per_gpu=2))
+    assert task_status(run.out, "Refuse more GPUs than the host has") == "ok", run
+    assert task_status(run.out, "Refuse colliding ports, shm prefixes, names and GPUs") == "ok", run

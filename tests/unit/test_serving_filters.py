@@ -90,3 +90,10 @@ def test_server_command_refuses_unknown_mode():
     from ansible_collections.tritonfleet.serving.plugins.filter.serving import triton_server_command
     with pytest.raises(AnsibleFilterError, match="model_control_mode"):
         triton_server_command(triton_instances(1)[0], "/repo", model_control_mode="lazy")
+
+
+def test_instances_can_share_gpus():
+    instances = triton_instances(4, gpu_ids=[0, 1], gpus_per_instance=1, instances_per_gpu=2)
+    assert [i["gpus"] for i in instances] == [[0], [0], [1], [1]]
+    with pytest.raises(AnsibleFilterError, match="instances_per_gpu"):
+        triton_instances(1, instances_per_gpu=0)
