@@ -261,11 +261,14 @@ class Smoke(object):
         from ansible_collections.tritonfleet.serving.plugins.filter.serving import (
             triton_instance_conflicts, triton_instances)
         base = self.opts.port_base
-        gpu_ids = [] if self.cpu else [0, 0]
+        host_gpus = [g['index'] for g in (self.results.get('gpu_facts') or {}).get('tritonfleet_gpus', [])]
+        # Two servers share GPU 0, as the servers role lays them out with servers_instances_per_gpu=2.
         self.instances = triton_instances(2, http_port_base=base, grpc_port_base=base + 1,
                                           metrics_port_base=base + 2, port_stride=10,
                                           shm_region_prefix='h100smoke', name_prefix='smoketriton',
-                                          gpu_ids=gpu_ids, gpus_per_instance=0 if self.cpu else 1)
+                                          gpu_ids=[] if self.cpu else host_gpus[:1],
+                                          gpus_per_instance=0 if self.cpu else 1,
+                                          instances_per_gpu=1 if self.cpu else 2)
         host_gpu_ids = None if self.cpu else [g['index'] for g in (self.results.get('gpu_facts') or {})
                                               .get('tritonfleet_gpus', [])]
         problems = triton_instance_conflicts(self.instances, host_gpu_ids=host_gpu_ids)
@@ -278,6 +281,29 @@ class Smoke(object):
                    '; '.join(problems) or ', '.join('%s http/grpc/metrics %d/%d/%d shm %s' % (
                        i['name'], i['http_port'], i['grpc_port'], i['metrics_port'], i['shm_region_prefix'])
                        for i in self.instances))
+
+    def step_engine_fit(self):
+        """engine_info refuses an engine recorded for another SKU than this GPU's, and accepts its own."""
+        sku = (self.results.get('gpu_facts') or {}).get('tritonfleet_gpu_sku')
+        outcomes = {}
+        for label, recorded in (('own', sku), ('other', 'NVIDIA-L40S')):
+            engine = os.path.join(self.work, 'engine-%s' % label)
+            os.makedirs(engine, exist_ok=True)
+            with open(os.path.join(engine, 'config.json'), 'w') as handle:
+                json.dump({'version': '0.7.1', 'pretrained_config': {
+                    'mapping': {'world_size': 1, 'tp_size': 1, 'pp_size': 1}}}, handle)
+            with open(os.path.join(engine, 'tritonfleet-engine.json'), 'w') as handle:
+                json.dump({'key': '0' * 64, 'inputs': {'key_inputs': {'gpu_sku': recorded,
+                                                                      'trtllm_version': '0.7.1'}}}, handle)
+            rc, result = self.run_module('engine_info', {'engine_dir': engine, 'expect': {
+                'gpu_sku': sku, 'tp_size': 1, 'pp_size': 1, 'trtllm_version': '0.7.1'}}, label='engine_%s' % label)
+            outcomes[label] = (rc, result)
+        own, other = outcomes['own'][1], outcomes['other'][1]
+        self.check('engine_info accepts an engine built on this SKU (%s)' % sku,
+                   not own.get('failed') and own.get('mismatches') == [], own.get('msg', ''))
+        self.check('engine_info refuses an engine built on another SKU',
+                   other.get('failed') and 'gpu_sku is NVIDIA-L40S, but %s is needed' % sku in other.get('msg', ''),
+                   other.get('msg', ''))
 
     def step_start(self, binary, backends, repo, env):
         run_dir = os.path.join(self.work, 'run')
@@ -450,6 +476,8 @@ class Smoke(object):
         self.results['python'] = runtime
         self.step_gpu_facts()
         self.step_layout()
+        if not self.cpu:
+            self.step_engine_fit()
 
         binary, backends, stub = self.prepare_backends(runtime)
         env = self.server_env(runtime)
