@@ -66,13 +66,23 @@ def test_fleet(fleet_env):
 
 
 def test_default_host_check_mode_and_bad_input(fleet_env):
-    """One host: converge, idempotence, a check-mode run that predicts no change, then bad
-    input on the running host (a wrong registry password, a build that exits non-zero) fails
-    with a clear message and leaves the servers serving."""
+    """One host: check mode on the bare host, converge, idempotence, check mode that predicts no
+    change; bad input on the running host (a wrong registry password, a build that exits non-zero)
+    fails with a clear message and leaves the servers serving; a new port for one server recreates
+    only its container."""
     fresh_hosts(fleet_env, "default")
     texts = []
     try:
-        for step in ("create", "prepare", "converge", "idempotence"):
+        for step in ("create", "prepare"):
+            texts.append(molecule(fleet_env, "default", step, log_name="default-" + step)[1])
+
+        # Check mode on the bare host predicts the whole deployment and changes nothing.
+        _rc, text, _t = molecule(fleet_env, "default", "converge", "--", "--check", log_name="default-check-bare")
+        texts.append(text)
+        assert [int(c) > 0 for _h, c, f in RECAP.findall(text)] == [True], text[-3000:]
+        assert "would start triton0, triton1 once Docker is installed" in text
+
+        for step in ("converge", "idempotence"):
             texts.append(molecule(fleet_env, "default", step, log_name="default-" + step)[1])
 
         _rc, text, _t = molecule(fleet_env, "default", "converge", "--", "--check", "--diff",
@@ -86,7 +96,7 @@ def test_default_host_check_mode_and_bad_input(fleet_env):
                                 log_name="default-bad-login", check=False)
         texts.append(text)
         assert rc != 0
-        assert "Logging in to registry" in text and "tritonfleet" in text
+        assert re.search(r"Logging in to registry 172\.30\.240\.2:5000 as user '+tritonfleet'+ failed", text), text[-3000:]
         assert wrong not in text, "the wrong password appears in the output"
 
         broken = {"engine_container_env": {"TRITONFLEET_STANDIN_FAIL": "1"},
@@ -102,6 +112,15 @@ def test_default_host_check_mode_and_bad_input(fleet_env):
         _rc, text, _t = molecule(fleet_env, "default", "verify", log_name="default-verify")
         texts.append(text)
         assert reported_builds(text) == (1, 1, 1)
+
+        # A new port for one server recreates that server's container only.
+        moved = {"servers_instance_overrides": [{"index": 1, "http_port": 8020}]}
+        _rc, text, _t = molecule(fleet_env, "default", "converge", "--", "-e", json.dumps(moved),
+                                 log_name="default-move-one")
+        texts.append(text)
+        containers = text[text.index("Run one Triton container per instance"):]
+        assert re.search(r"^ok: \[fleet-solo\] => \(item=triton0: http 8000,", containers, re.M), containers[:2000]
+        assert re.search(r"^changed: \[fleet-solo\] => \(item=triton1: http 8020,", containers, re.M), containers[:2000]
     finally:
         molecule(fleet_env, "default", "destroy", log_name="default-destroy", check=False)
     for text in texts:
