@@ -137,6 +137,12 @@ def run_command_build(argv, log_file, timeout):
         raise BuildFailed("build command exited with status %d" % proc.returncode)
 
 
+def pending_result(cache):
+    """Check mode before the checkpoint exists: a build is certain, its key is not known yet."""
+    return dict(changed=True, built=True, cache_key="", engine_dir=os.path.join(cache.root, "<pending>"),
+                inputs={}, pruned=[])
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -154,6 +160,9 @@ def main():
     if p["tp_size"] < 1 or p["pp_size"] < 1:
         module.fail_json(msg="tp_size and pp_size must be at least 1 (got %d and %d)" % (p["tp_size"], p["pp_size"]))
     if not os.path.isdir(p["checkpoint_dir"]):
+        if module.check_mode:
+            # The checkpoint comes from an earlier task that check mode only predicted.
+            module.exit_json(**pending_result(EngineCache(p["cache_dir"], p["name"])))
         module.fail_json(msg="checkpoint_dir %s does not exist" % p["checkpoint_dir"])
 
     if p["builder"] == "cpu_reference":

@@ -173,10 +173,16 @@ def main():
     p = module.params
     if p["tp_size"] < 1 or p["pp_size"] < 1:
         module.fail_json(msg="tp_size and pp_size must be at least 1 (got %d and %d)" % (p["tp_size"], p["pp_size"]))
+    cache = EngineCache(p["cache_dir"], p["name"])
     if not os.path.isdir(p["checkpoint_dir"]):
+        if module.check_mode:
+            # The checkpoint comes from an earlier task that check mode only predicted:
+            # the engine is certainly missing, its key is not known yet.
+            pending = os.path.join(cache.root, "<pending>")
+            module.exit_json(changed=p["step"] != "plan", cache_key="", engine_dir=pending, present=False,
+                             staging_dir=pending, work_dir=pending, log_file=pending, inputs={}, pruned=[])
         module.fail_json(msg="checkpoint_dir %s does not exist" % p["checkpoint_dir"])
 
-    cache = EngineCache(p["cache_dir"], p["name"])
     memo = None if module.check_mode else os.path.join(cache.root, HASH_MEMO)
     if memo:
         os.makedirs(cache.root, exist_ok=True)

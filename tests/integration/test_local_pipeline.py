@@ -148,6 +148,14 @@ def test_teardown_stops_everything_and_keeps_engines(deployment, tmp_path):
     assert dep.playbook("playbooks/teardown.yml").changed == 0
 
 
+def test_check_mode_on_a_fresh_host_predicts_the_deployment_and_writes_nothing(deployment):
+    run = deployment.playbook("site.yml", "--check")
+    assert run.rc == 0, run
+    # the same tasks a real first run changes (checkpoint, engine, repository, servers)
+    assert run.changed >= 8, run
+    assert not deployment.root.exists()
+
+
 # ---- bad input: a clear error, and nothing started -------------------------------------------
 
 
