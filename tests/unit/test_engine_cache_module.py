@@ -126,3 +126,14 @@ def test_an_engine_with_another_key_is_refused_on_receipt(tmp_path, checkpoint):
     refused = step(tmp_path, checkpoint, "commit", host="b", key_inputs=other_sku, received_from="a")
     assert refused.failed and "inputs differ" in refused.result["msg"]
     assert not os.path.exists(refused.result["engine_dir"])
+
+
+def test_check_mode_before_the_checkpoint_exists_predicts_a_build(tmp_path):
+    missing = tmp_path / "not-yet"
+    plan = run_module(engine_cache.main, args(tmp_path, missing, step="plan"), check_mode=True)
+    assert not plan.failed and plan.result["present"] is False and plan.result["cache_key"] == ""
+    stage = run_module(engine_cache.main, args(tmp_path, missing, step="stage"), check_mode=True)
+    assert not stage.failed and stage.result["changed"]
+    real = run_module(engine_cache.main, args(tmp_path, missing, step="plan"))
+    assert real.failed and "does not exist" in real.result["msg"]
+    assert not (tmp_path / "a").exists()
