@@ -16,7 +16,6 @@ import argparse
 import os
 import pathlib
 import re
-import secrets
 import subprocess
 import sys
 import time
@@ -26,7 +25,7 @@ sys.path.insert(0, str(REPO / "tests" / "molecule"))
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO / ".collections"))
 from docker_env import docker_answers, start_dockerd  # noqa: E402
-from fleet_env import HOST_VOLUMES, NETWORK, REGISTRY_CONTAINER, REGISTRY_IP, RESOURCES, SUBNET, docker_quiet, run  # noqa: E402
+from fleet_env import HOST_VOLUMES, docker_quiet, set_up, tear_down  # noqa: E402
 
 from ansible_collections.tritonfleet.serving.plugins.filter.engine import engine_distribution  # noqa: E402
 
@@ -37,17 +36,8 @@ BUILDS = re.compile(r"(\d+) host\(s\), (\d+) SKU\(s\).*?: (\d+) build\(s\)")
 def setup_environment():
     if not docker_answers() and not start_dockerd():
         sys.exit("no Docker engine")
-    env = dict(os.environ, TRITONFLEET_REGISTRY_PASSWORD=secrets.token_urlsafe(24),
-               TRITONFLEET_PACKAGES_DIR=str(RESOURCES / ".cache" / "packages"),
-               PATH="%s:%s" % (REPO / ".venv" / "bin", os.environ.get("PATH", "")), ANSIBLE_FORCE_COLOR="0")
-    run([RESOURCES / "build_images.sh"], env=env, stdout=subprocess.DEVNULL)
-    run([RESOURCES / "packages.sh", env["TRITONFLEET_PACKAGES_DIR"]], env=env, stdout=subprocess.DEVNULL)
-    if docker_quiet("network", "inspect", NETWORK).returncode != 0:
-        run(["docker", "network", "create", "--subnet", SUBNET, NETWORK])
-    run([RESOURCES / "registry.sh", "stop"], env=env)
-    run([RESOURCES / "registry.sh", "start"], env=env)
-    run(["docker", "network", "connect", "--ip", REGISTRY_IP, NETWORK, REGISTRY_CONTAINER])
-    run([RESOURCES / "registry.sh", "push"], env=env, stdout=subprocess.DEVNULL)
+    env = set_up(quiet=True)
+    env.update(PATH="%s:%s" % (REPO / ".venv" / "bin", os.environ.get("PATH", "")), ANSIBLE_FORCE_COLOR="0")
     return env
 
 
@@ -99,7 +89,7 @@ def main():
     print("%6s %4s %7s" % ("N", "K", "builds"))
     for hosts, skus in ((1, 1), (3, 2), (12, 2), (48, 3), (200, 4)):
         print("%6d %4d %7d" % (hosts, skus, planned_builds(hosts, skus)))
-    run([RESOURCES / "registry.sh", "stop"], env=env)
+    tear_down(env)
 
 
 if __name__ == "__main__":

@@ -43,6 +43,12 @@ def cache_key(inputs):
     return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
 
 
+def built_manifest(key, inputs, build_seconds):
+    """The manifest of an engine built on this host."""
+    return dict(key=key, inputs=inputs, built_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                build_seconds=build_seconds, built_on=socket.gethostname())
+
+
 class EngineMismatch(Exception):
     pass
 
@@ -104,17 +110,22 @@ class EngineCache(object):
             manifest["received_from"] = received_from
             manifest["received_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         else:
-            manifest = dict(key=key, inputs=inputs, built_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                            build_seconds=build_seconds, built_on=socket.gethostname())
-        with open(manifest_path, "w") as handle:
+            manifest = built_manifest(key, inputs, build_seconds)
+        self._publish(staging, key, manifest)
+        shutil.rmtree(self.work_for(key), ignore_errors=True)
+        return manifest
+
+    def _publish(self, staging, key, manifest):
+        """Write the manifest into a finished engine directory and rename it into place."""
+        with open(os.path.join(staging, MANIFEST), "w") as handle:
             json.dump(manifest, handle, indent=2, sort_keys=True)
         os.chmod(staging, 0o755)
         final = self.path_for(key)
         if os.path.exists(final):
+            # A directory without a valid manifest is debris of an older,
+            # interrupted layout (lookup() said so), or the engine being replaced.
             shutil.rmtree(final)
         os.rename(staging, final)
-        shutil.rmtree(self.work_for(key), ignore_errors=True)
-        return manifest
 
     def lookup(self, key):
         """The manifest of a complete engine for ``key``, or None."""
@@ -128,21 +139,12 @@ class EngineCache(object):
     def build(self, key, inputs, build_into):
         """Run ``build_into(tmp_dir)`` and publish the result under ``key``."""
         os.makedirs(self.root, exist_ok=True)
-        final = self.path_for(key)
         tmp = tempfile.mkdtemp(prefix=".building-%s-" % key[:16], dir=self.root)
         started = time.time()
         try:
             build_into(tmp)
-            manifest = dict(key=key, inputs=inputs, built_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                            build_seconds=round(time.time() - started, 3), built_on=socket.gethostname())
-            with open(os.path.join(tmp, MANIFEST), "w") as handle:
-                json.dump(manifest, handle, indent=2, sort_keys=True)
-            os.chmod(tmp, 0o755)
-            if os.path.exists(final):
-                # A directory without a valid manifest is debris of an older,
-                # interrupted layout; the manifest check in lookup() said so.
-                shutil.rmtree(final)
-            os.rename(tmp, final)
+            manifest = built_manifest(key, inputs, round(time.time() - started, 3))
+            self._publish(tmp, key, manifest)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise

@@ -6,7 +6,9 @@ hosts live on, and the htpasswd-protected registry on it, with a password made
 up for this session (the scenarios check it is in no output).
 """
 
+import os
 import pathlib
+import secrets
 import subprocess
 
 
@@ -27,3 +29,27 @@ def run(argv, **kwargs):
 
 def docker_quiet(*argv):
     return subprocess.run(["docker"] + list(argv), capture_output=True, text=True, check=False)
+
+
+def set_up(quiet=False):
+    """Images, package repository, network and a registry with a fresh password; returns the environment
+    the scenarios run with (TRITONFLEET_REGISTRY_PASSWORD, TRITONFLEET_PACKAGES_DIR)."""
+    packages = RESOURCES / ".cache" / "packages"
+    env = dict(os.environ, TRITONFLEET_REGISTRY_PASSWORD=secrets.token_urlsafe(24),
+               TRITONFLEET_PACKAGES_DIR=str(packages))
+    output = dict(stdout=subprocess.DEVNULL) if quiet else {}
+    run([RESOURCES / "build_images.sh"], env=env, **output)
+    run([RESOURCES / "packages.sh", packages], env=env, **output)
+    if docker_quiet("network", "inspect", NETWORK).returncode != 0:
+        run(["docker", "network", "create", "--subnet", SUBNET, NETWORK])
+    run([RESOURCES / "registry.sh", "stop"], env=env)
+    run([RESOURCES / "registry.sh", "start"], env=env)
+    run(["docker", "network", "connect", "--ip", REGISTRY_IP, NETWORK, REGISTRY_CONTAINER])
+    run([RESOURCES / "registry.sh", "push"], env=env, **output)
+    return env
+
+
+def tear_down(env):
+    run([RESOURCES / "registry.sh", "stop"], env=env)
+    for volume in HOST_VOLUMES:
+        docker_quiet("volume", "rm", "-f", volume)
