@@ -28,6 +28,11 @@ import shlex
 from ansible.errors import AnsibleFilterError
 
 RECIPES = ("build_py", "trtllm_build")
+# How a v0.7 build.py takes its parallel layout. Most families' build.py
+# (llama, gpt, ...) have --world_size, --tp_size and --pp_size; some
+# (baichuan, chatglm) only --world_size and shard tensor-parallel only, and
+# argparse stops them on any other flag.
+BUILD_PY_PARALLEL_FLAGS = ("world_size", "tp_pp")
 FLAG_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
 # The build command owns these; setting them through a dict would point the
 # build at other paths or contradict the parallel sizes the key records.
@@ -72,7 +77,7 @@ def _check_reserved(recipe, *arg_dicts):
 
 def trtllm_build_steps(recipe, checkpoint_dir, output_dir, work_dir, tp_size=1, pp_size=1, build_args=None,
                        convert_args=None, examples_dir="/app/tensorrt_llm/examples", model_family="llama",
-                       python="python3", trtllm_build="trtllm-build"):
+                       python="python3", trtllm_build="trtllm-build", build_py_parallel_flags="tp_pp"):
     """The argument vectors of a build, in order (one for build_py, two for trtllm_build)."""
     if recipe not in RECIPES:
         raise AnsibleFilterError("engine recipe must be one of %s, got %r" % (", ".join(RECIPES), recipe))
@@ -85,10 +90,19 @@ def trtllm_build_steps(recipe, checkpoint_dir, output_dir, work_dir, tp_size=1, 
         if convert_args:
             raise AnsibleFilterError("convert arguments only apply to the trtllm_build recipe; "
                                      "put build.py flags into the build arguments")
-        return [[python, "%s/build.py" % family_dir,
-                 "--model_dir", checkpoint_dir, "--output_dir", output_dir,
-                 "--world_size", str(tp_size * pp_size), "--tp_size", str(tp_size), "--pp_size", str(pp_size)]
-                + cli_flags(build_args)]
+        if build_py_parallel_flags not in BUILD_PY_PARALLEL_FLAGS:
+            raise AnsibleFilterError("build_py_parallel_flags must be one of %s, got %r"
+                                     % (", ".join(BUILD_PY_PARALLEL_FLAGS), build_py_parallel_flags))
+        parallel = ["--world_size", str(tp_size * pp_size)]
+        if build_py_parallel_flags == "tp_pp":
+            parallel += ["--tp_size", str(tp_size), "--pp_size", str(pp_size)]
+        elif pp_size > 1:
+            raise AnsibleFilterError("examples/%s/build.py takes only --world_size and shards tensor-parallel only, "
+                                     "so engine_pp_size must be 1 (got %d); use engine_tp_size, or set "
+                                     "engine_build_py_parallel_flags: tp_pp for a build.py that has --tp_size and "
+                                     "--pp_size" % (model_family, pp_size))
+        return [[python, "%s/build.py" % family_dir, "--model_dir", checkpoint_dir, "--output_dir", output_dir]
+                + parallel + cli_flags(build_args)]
     converted = "%s/trtllm-checkpoint" % work_dir.rstrip("/")
     return [
         [python, "%s/convert_checkpoint.py" % family_dir, "--model_dir", checkpoint_dir, "--output_dir", converted,

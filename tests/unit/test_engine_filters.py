@@ -25,10 +25,12 @@ def test_malformed_flags_are_refused(bad):
 
 def test_build_py_era_is_one_step_with_world_size():
     (step,) = trtllm_build_steps("build_py", "/ckpt", "/out", "/work", tp_size=2, pp_size=1,
-                                 build_args=BAICHUAN_V07_ARGS, model_family="baichuan")
+                                 build_args=BAICHUAN_V07_ARGS, model_family="baichuan",
+                                 build_py_parallel_flags="world_size")
     assert step[:2] == ["python3", "/app/tensorrt_llm/examples/baichuan/build.py"]
-    assert step[2:12] == ["--model_dir", "/ckpt", "--output_dir", "/out", "--world_size", "2",
-                          "--tp_size", "2", "--pp_size", "1"]
+    assert step[2:8] == ["--model_dir", "/ckpt", "--output_dir", "/out", "--world_size", "2"]
+    # v0.7.1's baichuan/build.py has no such flags: argparse would exit 2.
+    assert "--tp_size" not in step and "--pp_size" not in step
     for flag in ("--parallel_build", "--use_inflight_batching", "--enable_context_fmha"):
         assert flag in step
     assert step[step.index("--use_gemm_plugin") + 1] == "float16"
@@ -105,3 +107,16 @@ def test_nothing_moves_when_every_host_has_its_engine():
 def test_hosts_without_a_plan_are_left_out():
     result = engine_distribution(["a1", "gone"], plans(a1=("A", False)))
     assert list(result) == ["a1"]
+
+
+def test_build_py_with_tp_pp_flags_passes_the_layout():
+    (step,) = trtllm_build_steps("build_py", "/ckpt", "/out", "/work", tp_size=2, pp_size=2, model_family="llama")
+    assert step[6:12] == ["--world_size", "4", "--tp_size", "2", "--pp_size", "2"]
+
+
+def test_build_py_world_size_only_refuses_pipeline_parallel():
+    with pytest.raises(AnsibleFilterError, match="engine_pp_size must be 1"):
+        trtllm_build_steps("build_py", "/c", "/o", "/w", tp_size=1, pp_size=2, model_family="baichuan",
+                           build_py_parallel_flags="world_size")
+    with pytest.raises(AnsibleFilterError, match="build_py_parallel_flags"):
+        trtllm_build_steps("build_py", "/c", "/o", "/w", build_py_parallel_flags="both")

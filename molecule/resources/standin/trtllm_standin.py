@@ -234,12 +234,18 @@ def enabled(value):
 
 # --------------------------------------------------------------------------- v0.7 examples/<family>/build.py
 
+WORLD_SIZE_ONLY = ("baichuan",)
+
 def parser_build_py(family):
     defaults = FAMILIES[family][1]
     parser = argparse.ArgumentParser(prog="build.py")
     parser.add_argument("--world_size", type=int, default=None, help="world size, only 1 GPU per rank")
-    parser.add_argument("--tp_size", type=int, default=None)
-    parser.add_argument("--pp_size", type=int, default=None)
+    if family in WORLD_SIZE_ONLY:
+        # v0.7's baichuan build.py shards tensor-parallel only and has no --tp_size/--pp_size.
+        parser.set_defaults(tp_size=None, pp_size=None)
+    else:
+        parser.add_argument("--tp_size", type=int, default=None)
+        parser.add_argument("--pp_size", type=int, default=None)
     parser.add_argument("--model_dir", type=str, default=None)
     if family == "baichuan":
         parser.add_argument("--model_version", type=str, default="v1_13b", choices=BAICHUAN_VERSIONS)
