@@ -1,7 +1,10 @@
 """Bad fleet input fails before any change, with a message that names the problem and the fix.
 
-The host reports one H100 (the real nvidia-smi output in tests/fixtures), runs
-the docker runtime, and nothing here needs Docker: the checks run first.
+The host reports one H100 (the real nvidia-smi output in tests/fixtures) and
+runs the docker runtime. Each bad input goes through the whole of site.yml (in
+check mode, so that a check that let it through could not install anything
+here): the preflight play must stop the run before the first stage that
+changes a host.
 """
 
 import json
@@ -44,59 +47,61 @@ def task_status(out, task):
     return match.group(1).rstrip(":") if match else None
 
 
-def fails(run, *needles):
+def refused(run, *needles):
     assert run.rc != 0, run
+    assert "PLAY [Check every stage's inputs before changing any host]" in run.out, run
+    assert "PLAY [Provision GPU hosts" not in run.out, run
     assert run.changed == 0, run
     for needle in needles:
         assert needle in run.out, (needle, run)
 
 
+def site(deployment, **extra):
+    return deployment.playbook("site.yml", "--check", *gpu_host(**extra))
+
+
 def test_the_fixture_host_passes_the_gpu_checks(deployment, tmp_path):
     engine = fake_engine(tmp_path / "engine", H100_SKU)
-    run = deployment.playbook("tests/integration/playbooks/servers_preflight.yml", "--check",
+    run = deployment.playbook("playbooks/preflight.yml",
                               *gpu_host(servers_engine_dir=engine, servers_trtllm_version="0.7.1"))
-    # It gets past every GPU and engine check (what comes after needs a Docker engine).
+    assert run.rc == 0, run
+    assert run.changed == 0, run
     assert "H100" in run.out
     for task in ("Refuse more GPUs than the host has", "Refuse colliding ports, shm prefixes, names and GPUs",
-                 "Refuse an engine that does not fit this host or the server configuration"):
+                 "Refuse a given engine that does not fit this host or the server configuration",
+                 "Check that the host has GPUs and an NVIDIA driver (gpu mode)"):
         assert task_status(run.out, task) == "ok", (task, run)
 
 
 def test_more_gpus_than_the_host_has(deployment):
-    fails(deployment.playbook("tests/integration/playbooks/servers_preflight.yml", *gpu_host(servers_count=2)),
-          "has 1 GPU(s) but 2 server(s) x tp 1 x pp 1 need 2", "Lower servers_count")
-    fails(deployment.playbook("tests/integration/playbooks/servers_preflight.yml",
-                              *gpu_host(tritonfleet_tp_size=2)), "need 2")
+    refused(site(deployment, servers_count=2),
+            "has 1 GPU(s) but 2 server(s) x tp 1 x pp 1 need 2", "Lower servers_count")
+    refused(site(deployment, tritonfleet_tp_size=2), "need 2")
 
 
 def test_a_gpu_index_that_does_not_exist(deployment):
-    fails(deployment.playbook("tests/integration/playbooks/servers_preflight.yml",
-                              *gpu_host(servers_instance_overrides=[{"index": 0, "gpus": [3]}])),
-          "triton0: GPU index 3 does not exist on this host (GPUs: 0)")
+    refused(site(deployment, servers_instance_overrides=[{"index": 0, "gpus": [3]}]),
+            "triton0: GPU index 3 does not exist on this host (GPUs: 0)")
 
 
 def test_an_engine_built_for_another_sku(deployment, tmp_path):
     engine = fake_engine(tmp_path / "engine", "NVIDIA-L40S")
-    fails(deployment.playbook("tests/integration/playbooks/servers_preflight.yml",
-                              *gpu_host(servers_engine_dir=engine)),
-          "gpu_sku is NVIDIA-L40S, but %s is needed" % H100_SKU, "Rebuild it")
+    refused(site(deployment, servers_engine_dir=engine),
+            "gpu_sku is NVIDIA-L40S, but %s is needed" % H100_SKU, "Rebuild it")
 
 
 def test_an_engine_for_another_layout_or_version(deployment, tmp_path):
     engine = fake_engine(tmp_path / "engine", H100_SKU, tp=2, version="0.8.0")
-    fails(deployment.playbook("tests/integration/playbooks/servers_preflight.yml",
-                              *gpu_host(servers_engine_dir=engine, servers_trtllm_version="0.7.1")),
-          "tp_size is 2, but 1 is needed", "trtllm_version is 0.8.0, but 0.7.1 is needed")
+    refused(site(deployment, servers_engine_dir=engine, servers_trtllm_version="0.7.1"),
+            "tp_size is 2, but 1 is needed", "trtllm_version is 0.8.0, but 0.7.1 is needed")
 
 
 def test_an_image_reference_without_a_tag(deployment):
-    fails(deployment.playbook("playbooks/images.yml", "-e", json.dumps({
-        "tritonfleet_runtime": "docker", "images_triton": "nvcr.io/nvidia/tritonserver"})),
-        "images_triton")
+    refused(site(deployment, images_triton="nvcr.io/nvidia/tritonserver"), "images_triton")
 
 
 def test_two_servers_may_share_the_gpu_when_asked(deployment, tmp_path):
-    run = deployment.playbook("tests/integration/playbooks/servers_preflight.yml", "--check",
-                              *gpu_host(servers_count=2, servers_instances_per_gpu=2))
+    run = deployment.playbook("playbooks/preflight.yml", *gpu_host(servers_count=2, servers_instances_per_gpu=2))
+    assert run.rc == 0, run
     assert task_status(run.out, "Refuse more GPUs than the host has") == "ok", run
     assert task_status(run.out, "Refuse colliding ports, shm prefixes, names and GPUs") == "ok", run

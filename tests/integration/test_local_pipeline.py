@@ -163,6 +163,16 @@ def _nothing_started(dep):
     return _pids(dep) == {}
 
 
+def _refused_before_any_change(run, dep):
+    """The preflight play stopped the run: no stage after it ran, no task changed, nothing written."""
+    assert run.rc != 0, run
+    assert "PLAY [Check every stage's inputs before changing any host]" in run.out, run
+    assert "PLAY [Build or reuse each host's engine]" not in run.out, run
+    assert run.changed == 0, run
+    assert not dep.root.exists(), sorted(str(p) for p in dep.root.rglob("*"))
+    assert _nothing_started(dep)
+
+
 def test_port_in_use_fails_naming_instance_and_port(deployment, tmp_path):
     dep = deployment
     squatter = socket.socket()
@@ -173,9 +183,8 @@ def test_port_in_use_fails_naming_instance_and_port(deployment, tmp_path):
         run = dep.playbook()
     finally:
         squatter.close()
-    assert run.rc != 0
     assert "triton1: port %d already in use" % (dep.port_base + 11) in run.out, run
-    assert _nothing_started(dep)
+    _refused_before_any_change(run, dep)
 
 
 @pytest.mark.parametrize("extra, message", [
@@ -187,9 +196,8 @@ def test_port_in_use_fails_naming_instance_and_port(deployment, tmp_path):
 def test_invalid_layouts_fail_before_anything_starts(deployment, tmp_path, extra, message):
     dep = deployment
     run = dep.playbook("site.yml", *extra)
-    assert run.rc != 0
     assert message.format(b1=dep.port_base + 1) in run.out, run
-    assert _nothing_started(dep)
+    _refused_before_any_change(run, dep)
 
 
 def test_checkpoint_without_tokenizer_files_is_refused(deployment, tmp_path):
@@ -199,7 +207,5 @@ def test_checkpoint_without_tokenizer_files_is_refused(deployment, tmp_path):
     (ckpt / "config.json").write_text(json.dumps({"model_type": "llama"}))
     (ckpt / "model.safetensors").write_bytes(b"\0" * 16)
     run = dep.playbook("site.yml", "-e", "engine_generate_tiny_checkpoint=false", "-e", "engine_checkpoint_dir=%s" % ckpt)
-    assert run.rc != 0
     assert "tokenizer files" in run.out and str(ckpt) in run.out, run
-    assert not (dep.root / "engines").exists() or not list((dep.root / "engines").glob("*/*"))
-    assert _nothing_started(dep)
+    _refused_before_any_change(run, dep)
