@@ -15,6 +15,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import json
+
 from ansible.errors import AnsibleFilterError
 
 PORT_KINDS = ("http_port", "grpc_port", "metrics_port")
@@ -197,6 +199,27 @@ def readonly_bind(path):
     return {"type": "bind", "source": path, "target": path, "read_only": True}
 
 
+def docker_log_lines(lines):
+    """Lines of Docker's json-file log (``{"log": "...", "stream": ..., "time": ...}``) as the text they carry.
+
+    Other lines (a plain log file) are returned as they are, so one task can
+    show the tail of a process runtime's log and of a container's log alike.
+    """
+    text = []
+    for line in lines or []:
+        entry = None
+        if isinstance(line, str) and line.startswith("{"):
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                entry = None
+        if isinstance(entry, dict) and isinstance(entry.get("log"), str):
+            text.append(entry["log"].rstrip("\n"))
+        else:
+            text.append(line)
+    return text
+
+
 class FilterModule(object):
     def filters(self):
         return {
@@ -204,4 +227,5 @@ class FilterModule(object):
             "triton_instance_conflicts": triton_instance_conflicts,
             "triton_server_command": triton_server_command,
             "readonly_bind": readonly_bind,
+            "docker_log_lines": docker_log_lines,
         }

@@ -97,3 +97,11 @@ def test_instances_can_share_gpus():
     assert [i["gpus"] for i in instances] == [[0], [0], [1], [1]]
     with pytest.raises(AnsibleFilterError, match="instances_per_gpu"):
         triton_instances(1, instances_per_gpu=0)
+
+
+def test_docker_log_lines_unwraps_json_file_entries_and_keeps_plain_lines():
+    from ansible_collections.tritonfleet.serving.plugins.filter.serving import docker_log_lines
+    lines = ['{"log":"I1125 model \\"tensorrt_llm\\" UNAVAILABLE\\n","stream":"stderr","time":"2026-11-25T15:00:00Z"}',
+             "plain line", "{not json"]
+    assert docker_log_lines(lines) == ['I1125 model "tensorrt_llm" UNAVAILABLE', "plain line", "{not json"]
+    assert docker_log_lines(None) == []
