@@ -5,6 +5,8 @@ import pathlib
 import re
 import shutil
 import socket
+import time
+import urllib.request
 
 import pytest
 
@@ -146,6 +148,39 @@ def test_teardown_stops_everything_and_keeps_engines(deployment, tmp_path):
     assert not (dep.root / "model_repository").exists()
     assert list((dep.root / "engines").glob("*/*/tritonfleet-engine.json"))
     assert dep.playbook("playbooks/teardown.yml").changed == 0
+    # Asked to, it removes the engines and generated checkpoints too.
+    purge = dep.playbook("playbooks/teardown.yml", "-e", "teardown_remove_engines=true")
+    assert purge.rc == 0 and purge.changed > 0, purge
+    assert not (dep.root / "engines").exists() and not (dep.root / "checkpoints").exists()
+
+
+def _model_config(dep, model):
+    with urllib.request.urlopen("http://127.0.0.1:%d/v2/models/%s/config" % (dep.port_base, model), timeout=5) as r:
+        return json.load(r)
+
+
+def test_explicit_and_poll_model_control_modes(deployment):
+    """explicit loads the models at start; poll picks up repository changes without a restart."""
+    dep = deployment
+    explicit = dep.playbook("site.yml", "-e", "servers_count=1", "-e", "servers_model_control_mode=explicit")
+    assert explicit.rc == 0, explicit
+    (pid,) = _pids(dep).values()
+    argv = _cmdline(pid)
+    assert b"--model-control-mode=explicit" in argv and b"--load-model=*" in argv, argv
+
+    poll = ["-e", "servers_count=1", "-e", "servers_model_control_mode=poll", "-e", "servers_repository_poll_secs=1"]
+    first = dep.playbook("site.yml", *poll)
+    assert first.rc == 0, first
+    (pid,) = _pids(dep).values()
+    assert b"--model-control-mode=poll" in _cmdline(pid)
+    assert int(_model_config(dep, "tensorrt_llm")["dynamic_batching"]["max_queue_delay_microseconds"]) == 0
+    changed = dep.playbook("site.yml", *poll, "-e", "repository_max_queue_delay_microseconds=250")
+    assert changed.rc == 0 and changed.changed > 0, changed
+    assert _pids(dep) == {"triton0": pid}, "poll mode must not restart the server for a repository change"
+    deadline = time.monotonic() + 30
+    while int(_model_config(dep, "tensorrt_llm")["dynamic_batching"].get("max_queue_delay_microseconds", 0)) != 250:
+        assert time.monotonic() < deadline, _model_config(dep, "tensorrt_llm")["dynamic_batching"]
+        time.sleep(0.5)
 
 
 def test_check_mode_on_a_fresh_host_predicts_the_deployment_and_writes_nothing(deployment):
