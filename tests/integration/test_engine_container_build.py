@@ -3,6 +3,7 @@ TensorRT-LLM image runs the real command lines of both eras; a failing build kee
 previous engine and shows the log's tail."""
 
 import json
+import re
 import subprocess
 
 import pytest
@@ -74,9 +75,30 @@ def test_container_build_is_cached_and_a_failed_build_keeps_the_engine(deploymen
     assert failed.rc != 0
     assert "exited with status 3" in failed.out, failed
     assert "previous engine" in failed.out and "was left in place" in failed.out
+    # the tail of the build's own log, not just the header
+    assert "simulated build failure: TRITONFLEET_STANDIN_FAIL=1 is set" in failed.out, failed
     assert engines(deployment.root) == [engine]
     leftovers = [p.name for p in (deployment.root / "engines" / "tiny-llama").iterdir() if p.name.startswith(".")]
     assert [p for p in leftovers if p.startswith((".building-", ".work-"))] == []
+    containers = subprocess.run(["docker", "ps", "-aq", "--filter", "name=tritonfleet-build-tiny-llama"],
+                                capture_output=True, text=True, check=True).stdout.split()
+    assert containers == []
+
+
+def test_a_build_past_its_timeout_is_stopped_and_the_engine_kept(deployment):
+    first = deployment.playbook("playbooks/engine.yml", *engine_vars(**MODERN))
+    assert first.rc == 0, first
+    (engine,) = engines(deployment.root)
+    # A command that never finishes (its own cache key), with a 3 s budget.
+    hang = ["/bin/sh", "-c", "echo compiling rank 0 >>/tritonfleet/build.log; exec sleep 600"]
+    slow = deployment.playbook("playbooks/engine.yml", *engine_vars(
+        **MODERN, engine_build_timeout=3, engine_container_command=hang))
+    assert slow.rc != 0
+    assert "ran past engine_build_timeout (3 s)" in slow.out, slow
+    assert "compiling rank 0" in slow.out, slow
+    elapsed = float(re.search(r"after ([0-9.]+) s\.", slow.out).group(1))
+    assert 3 <= elapsed < 30, slow
+    assert engines(deployment.root) == [engine]
     containers = subprocess.run(["docker", "ps", "-aq", "--filter", "name=tritonfleet-build-tiny-llama"],
                                 capture_output=True, text=True, check=True).stdout.split()
     assert containers == []
