@@ -72,7 +72,16 @@ engine:
       description: V(build_py) (v0.7 C(builder_config)) or V(trtllm_build) (C(pretrained_config)).
       type: str
     trtllm_version:
-      description: TensorRT-LLM version, from the manifest or C(config.json); null when unrecorded.
+      description:
+        - TensorRT-LLM version that built the engine, from C(config.json) (C(trtllm-build) records it); for
+          engines that record none (v0.7 C(build.py)), the version declared for the build image at build time
+          (the manifest's key inputs); null when neither is known.
+      type: str
+    trtllm_version_source:
+      description: Where RV(engine.trtllm_version) comes from, V(engine) or V(declared); null when unknown.
+      type: str
+    declared_trtllm_version:
+      description: The version declared for the build image when it built the engine (manifest), or null.
       type: str
     gpu_sku:
       description: GPU SKU the engine was built on (manifest); null when unrecorded.
@@ -138,9 +147,19 @@ def describe(config, manifest):
     info["tp_size"] = int(info["tp_size"])
     info["pp_size"] = int(info["pp_size"])
     info["world_size"] = info["tp_size"] * info["pp_size"]
-    # The manifest is written by the build that ran for these inputs: it wins.
-    if key_inputs.get("trtllm_version"):
-        info["trtllm_version"] = str(key_inputs["trtllm_version"])
+    # What the builder itself wrote (trtllm-build records its version) is the
+    # truth; the version the inventory declared for the build image fills in
+    # only for engines that record none (v0.7 build.py).
+    declared = key_inputs.get("trtllm_version")
+    if info["trtllm_version"]:
+        info["trtllm_version"] = str(info["trtllm_version"])
+        info["trtllm_version_source"] = "engine"
+    elif declared:
+        info["trtllm_version"] = str(declared)
+        info["trtllm_version_source"] = "declared"
+    else:
+        info["trtllm_version_source"] = None
+    info["declared_trtllm_version"] = str(declared) if declared else None
     info["gpu_sku"] = key_inputs.get("gpu_sku")
     info["built_on"] = manifest.get("built_on")
     info["cache_key"] = manifest.get("key")
@@ -159,6 +178,10 @@ def compare(info, expect):
             continue
         if str(have) != str(wanted):
             mismatches.append("%s is %s, but %s is needed" % (key, have, wanted))
+    declared = info.get("declared_trtllm_version")
+    if info.get("trtllm_version_source") == "engine" and declared and declared != info["trtllm_version"]:
+        mismatches.append("the build image is TensorRT-LLM %s, not the %s declared for it "
+                          "(tritonfleet_trtllm_version)" % (info["trtllm_version"], declared))
     return mismatches, unverified
 
 

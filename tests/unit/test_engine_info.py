@@ -73,3 +73,19 @@ def test_missing_or_broken_config(tmp_path):
     (tmp_path / "config.json").write_text("{not json")
     res = run_module(engine_info.main, {"engine_dir": str(tmp_path)})
     assert res.failed and "not valid JSON" in res.result["msg"]
+
+
+def test_the_version_the_builder_recorded_wins_over_the_declared_one(tmp_path):
+    # trtllm-build wrote 0.12.0 into config.json; the inventory declared 0.11.0 for the image.
+    res = run_module(engine_info.main, {"engine_dir": engine(tmp_path, MODERN_CONFIG, manifest(version="0.11.0")),
+                                        "expect": {"trtllm_version": "0.11.0"}})
+    assert res.failed
+    assert "trtllm_version is 0.12.0, but 0.11.0 is needed" in res.result["msg"]
+    assert "the build image is TensorRT-LLM 0.12.0, not the 0.11.0 declared for it" in res.result["msg"]
+    info = res.result["engine"]
+    assert (info["trtllm_version_source"], info["declared_trtllm_version"]) == ("engine", "0.11.0")
+
+
+def test_a_v07_engine_falls_back_to_the_declared_version(tmp_path):
+    res = run_module(engine_info.main, {"engine_dir": engine(tmp_path, V07_CONFIG, manifest(version="0.7.1"))})
+    assert res.result["engine"]["trtllm_version_source"] == "declared"
