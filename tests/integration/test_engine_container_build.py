@@ -85,17 +85,25 @@ def test_container_build_is_cached_and_a_failed_build_keeps_the_engine(deploymen
     assert containers == []
 
 
-def test_a_build_past_its_timeout_is_stopped_and_the_engine_kept(deployment):
+def test_a_build_past_its_timeout_is_stopped_and_the_engine_kept(deployment, tmp_path):
     first = deployment.playbook("playbooks/engine.yml", *engine_vars(**MODERN))
     assert first.rc == 0, first
     (engine,) = engines(deployment.root)
-    # A command that never finishes (its own cache key), with a 3 s budget.
-    hang = ["/bin/sh", "-c", "echo compiling rank 0 >>/tritonfleet/build.log; exec sleep 600"]
+    # A command that never finishes (its own cache key), with a 3 s budget; it
+    # also reads a file from an extra read-only mount (engine_container_mounts).
+    examples = tmp_path / "examples"
+    examples.mkdir()
+    (examples / "README").write_text("examples checkout v0.12.0\n")
+    hang = ["/bin/sh", "-c", "cat /opt/examples/README >>/tritonfleet/build.log; "
+            "touch /opt/examples/x 2>>/tritonfleet/build.log; echo compiling rank 0 >>/tritonfleet/build.log; "
+            "exec sleep 600"]
     slow = deployment.playbook("playbooks/engine.yml", *engine_vars(
-        **MODERN, engine_build_timeout=3, engine_container_command=hang))
+        **MODERN, engine_build_timeout=3, engine_container_command=hang,
+        engine_container_mounts=[{"source": str(examples), "target": "/opt/examples"}]))
     assert slow.rc != 0
     assert "ran past engine_build_timeout (3 s)" in slow.out, slow
-    assert "compiling rank 0" in slow.out, slow
+    assert "compiling rank 0" in slow.out and "examples checkout v0.12.0" in slow.out, slow
+    assert "Read-only file system" in slow.out, slow
     elapsed = float(re.search(r"after ([0-9.]+) s\.", slow.out).group(1))
     assert 3 <= elapsed < 30, slow
     assert engines(deployment.root) == [engine]
