@@ -122,12 +122,28 @@ def test_model_that_fails_to_load_is_reported_and_other_servers_keep_serving(con
         assert health.rc != 0, health
         assert "tensorrt_llm" in health.out and "UNAVAILABLE" in health.out, health
         assert "nonexistent" in health.out, health  # the reason or the log tail names the bad path
+        assert "log_tail:" in health.out, health
+        log_tail = health.out.split("log_tail:", 1)[1].split("models:", 1)[0]
+        assert "tensorrt_llm" in log_tail, health  # the server's own log lines
         # the healthy servers are unaffected
         verify = dep.playbook("playbooks/verify.yml")
         assert verify.rc == 0, verify
     finally:
         dep.adhoc("tritonfleet.serving.process_service",
                   json.dumps(dict(name="broken", run_dir=run_dir, state="stopped")))
+
+
+def test_site_reports_a_model_that_fails_to_load_with_its_state_and_log(deployment):
+    """Through site.yml: the verify stage's failure names the model, its state and the server's log tail."""
+    dep = deployment
+    run = dep.playbook("site.yml", "-e", "servers_count=1", "-e", "repository_engine_check=false",
+                       "-e", "repository_engine_dir=/nonexistent/engine", "-e", "verify_health_timeout=60")
+    assert run.rc != 0, run
+    assert "TASK [tritonfleet.serving.verify : Fail with the servers' model states and logs]" in run.out, run
+    flat = " ".join(run.out.split())
+    assert re.search(r"tensorrt_llm[^,]*UNAVAILABLE", flat), run
+    assert "/nonexistent/engine" in flat, run  # the load error, from the state or the log tail
+    assert "PLAY RECAP" in run.out and _pids(dep), "the server keeps running for the operator to inspect"
 
 
 def _server_environment(dep):
