@@ -236,6 +236,7 @@ def enabled(value):
 
 WORLD_SIZE_ONLY = ("baichuan",)
 
+
 def parser_build_py(family):
     defaults = FAMILIES[family][1]
     parser = argparse.ArgumentParser(prog="build.py")
