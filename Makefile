@@ -3,18 +3,27 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+DEV_STAMP := $(VENV)/.installed-dev
+PIP_VERSION := 26.3
 COLLECTION_LINK := .collections/ansible_collections/tritonfleet/serving
 export PATH := $(abspath $(BIN)):$(PATH)
 export ANSIBLE_CONFIG := $(abspath ansible.cfg)
 
-.PHONY: venv demo converge teardown test unit integration molecule lint sanity bench bench-fleet clean
+.PHONY: venv dev-venv demo converge teardown test unit integration molecule lint sanity bench bench-fleet clean
 
+# `make demo` needs only the runtime requirements; the test targets add the
+# development tools (pytest, linters, molecule).
 venv: $(STAMP) $(COLLECTION_LINK)
+dev-venv: $(DEV_STAMP) $(COLLECTION_LINK)
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt
 	$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required") if sys.version_info < (3, 11) else None'
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet pip==$(PIP_VERSION)
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+$(DEV_STAMP): $(STAMP) requirements-dev.txt
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $@
 
@@ -31,29 +40,29 @@ converge: venv
 teardown: venv
 	$(BIN)/ansible-playbook playbooks/teardown.yml
 
-test: venv lint sanity
+test: dev-venv lint sanity
 	$(BIN)/pytest -q
 
-unit: venv
+unit: dev-venv
 	$(BIN)/pytest -q tests/unit
 
-integration: venv
+integration: dev-venv
 	$(BIN)/pytest -q -m integration
 
 # Multi-host scenarios on Docker (root, docker.io, debootstrap, dpkg-dev).
-molecule: venv
+molecule: dev-venv
 	$(BIN)/pytest -q -m molecule
 
-lint: venv
+lint: dev-venv
 	$(BIN)/ansible-lint --profile production
 
-sanity: venv
+sanity: dev-venv
 	./tests/sanity.sh
 
-bench: venv
+bench: dev-venv
 	$(BIN)/python benchmarks/local_pipeline.py
 
-bench-fleet: venv
+bench-fleet: dev-venv
 	$(BIN)/python benchmarks/fleet.py
 
 clean:
