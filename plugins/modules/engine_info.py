@@ -36,6 +36,9 @@ options:
     description:
       - Values the engine must have. Keys C(gpu_sku), C(tp_size), C(pp_size), C(trtllm_version); unset or null
         keys are not checked.
+      - C(max_rank_mib) is an upper bound instead, the GPU memory one rank may take (a GPU's memory divided by
+        the servers sharing it); the largest C(*.engine) file must fit in it. The KV cache needs more, so passing
+        it proves only that the weights fit.
     type: dict
     default: {}
   fail_on_mismatch:
@@ -98,6 +101,9 @@ engine:
     dtype:
       description: Engine precision.
       type: str
+    largest_rank_mib:
+      description: Size of the largest C(*.engine) file (one rank's serialized engine) in MiB; null when there is none.
+      type: float
     built_on:
       description: Host that built the engine (manifest).
       type: str
@@ -123,6 +129,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.tritonfleet.serving.plugins.module_utils.engine_cache import MANIFEST
 
 CHECKED = ("gpu_sku", "tp_size", "pp_size", "trtllm_version")
+MIB = 1024 * 1024
 
 
 def read_json(path):
@@ -166,6 +173,13 @@ def describe(config, manifest):
     return info
 
 
+def largest_rank_mib(engine_dir):
+    """MiB of the largest serialized rank engine (rank0.engine, or v0.7's <model>_<dtype>_tp<N>_rank<r>.engine)."""
+    sizes = [entry.stat().st_size for entry in os.scandir(engine_dir)
+             if entry.is_file() and entry.name.endswith(".engine")]
+    return round(max(sizes) / float(MIB), 1) if sizes else None
+
+
 def compare(info, expect):
     mismatches, unverified = [], []
     for key in CHECKED:
@@ -178,6 +192,10 @@ def compare(info, expect):
             continue
         if str(have) != str(wanted):
             mismatches.append("%s is %s, but %s is needed" % (key, have, wanted))
+    room = expect.get("max_rank_mib")
+    if room not in (None, "") and info.get("largest_rank_mib") is not None and info["largest_rank_mib"] > float(room):
+        mismatches.append("a rank's engine is %.0f MiB, more than the %.0f MiB of GPU memory each server gets here "
+                          "(the GPU's memory over the servers sharing it)" % (info["largest_rank_mib"], float(room)))
     declared = info.get("declared_trtllm_version")
     if info.get("trtllm_version_source") == "engine" and declared and declared != info["trtllm_version"]:
         mismatches.append("the build image is TensorRT-LLM %s, not the %s declared for it "
@@ -209,6 +227,7 @@ def main():
         except ValueError as exc:
             module.fail_json(msg="%s is not valid JSON: %s" % (os.path.join(engine_dir, MANIFEST), exc))
     info = describe(config, manifest)
+    info["largest_rank_mib"] = largest_rank_mib(engine_dir)
     mismatches, unverified = compare(info, module.params["expect"])
     result = dict(changed=False, engine=info, mismatches=mismatches, unverified=unverified)
     if mismatches and module.params["fail_on_mismatch"]:

@@ -90,6 +90,15 @@ def test_an_engine_built_for_another_sku(deployment, tmp_path):
             "gpu_sku is NVIDIA-L40S, but %s is needed" % H100_SKU, "Rebuild it")
 
 
+def test_an_engine_too_large_for_the_gpu_memory_of_two_servers(deployment, tmp_path):
+    engine = fake_engine(tmp_path / "engine", H100_SKU)
+    with open(engine + "/rank0.engine", "wb") as handle:
+        handle.truncate(50 * 1024 ** 3)  # sparse: 50 GiB of weights on paper
+    refused(site(deployment, servers_engine_dir=engine, servers_trtllm_version="0.7.1", servers_count=2,
+                 servers_instances_per_gpu=2),
+            "a rank's engine is 51200 MiB, more than the 40779 MiB of GPU memory each server gets here")
+
+
 def test_an_engine_for_another_layout_or_version(deployment, tmp_path):
     engine = fake_engine(tmp_path / "engine", H100_SKU, tp=2, version="0.8.0")
     refused(site(deployment, servers_engine_dir=engine, servers_trtllm_version="0.7.1"),

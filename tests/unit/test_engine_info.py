@@ -1,5 +1,6 @@
 """engine_info reads both TensorRT-LLM eras' config.json and refuses engines that do not fit."""
 import json
+import os
 
 import pytest
 from ansible_module_harness import run_module
@@ -89,3 +90,16 @@ def test_the_version_the_builder_recorded_wins_over_the_declared_one(tmp_path):
 def test_a_v07_engine_falls_back_to_the_declared_version(tmp_path):
     res = run_module(engine_info.main, {"engine_dir": engine(tmp_path, V07_CONFIG, manifest(version="0.7.1"))})
     assert res.result["engine"]["trtllm_version_source"] == "declared"
+
+
+def test_refuses_an_engine_larger_than_the_gpu_memory_a_server_gets(tmp_path):
+    path = engine(tmp_path, MODERN_CONFIG, manifest(version="0.12.0"))
+    with open(os.path.join(path, "rank0.engine"), "wb") as handle:
+        handle.truncate(50 * 1024 ** 3)  # sparse: 50 GiB on paper, nothing on disk
+    # an H100 80GB (81559 MiB) shared by two servers leaves 40779 MiB each
+    res = run_module(engine_info.main, {"engine_dir": path, "expect": {"max_rank_mib": 40779}})
+    assert res.failed
+    assert "a rank's engine is 51200 MiB, more than the 40779 MiB" in res.result["msg"]
+    assert res.result["engine"]["largest_rank_mib"] == 51200.0
+    alone = run_module(engine_info.main, {"engine_dir": path, "expect": {"max_rank_mib": 81559}})
+    assert not alone.failed
