@@ -30,6 +30,9 @@ ALL=(debian fleet-host tritonserver tensorrt-llm registry)
 # AutoTokenizer), at the pins of requirements.txt, which also constrains
 # everything they pull in.
 TRITON_PACKAGES=(nvidia-pytriton numpy tokenizers transformers safetensors huggingface_hub PyYAML)
+# cpu mode's tensorrt_llm model (model.py + cpu_engine_runtime.py), which the
+# Triton stand-in's `tensorrtllm` backend serves gpu-mode repositories with.
+TRTLLM_CPU_MODEL=$REPO_ROOT/roles/repository/files/tensorrt_llm_cpu
 
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
 
@@ -203,7 +206,8 @@ normalize() { echo "$1" | tr '[:upper:]_.' '[:lower:]--'; }
 
 build_tritonserver() {
   local short=$1 image=$2 hash=$3 context pyver
-  context=$(make_context "$short")
+  # The stand-in tensorrtllm backend serves with cpu mode's model files (copied, not duplicated).
+  context=$(make_context "$short" "$TRTLLM_CPU_MODEL")
   mkdir -p "$context/wheels"
   triton_requirements >"$context/wheels/requirements.txt"
   # All of requirements.txt constrains the dependencies they pull in (pip takes no extras there).
@@ -242,7 +246,7 @@ if [ -n "${wanted[fleet-host]:-}" ]; then
 fi
 if [ -n "${wanted[tritonserver]:-}" ]; then
   hash=$(inputs_hash "dir:$RESOURCES_DIR/images/tritonserver" "file:$REPO_ROOT/requirements.txt" \
-    "text:packages=${TRITON_PACKAGES[*]}" "text:base=$base")
+    "dir:$TRTLLM_CPU_MODEL" "text:packages=${TRITON_PACKAGES[*]}" "text:base=$base")
   ensure_image tritonserver "$IMAGE_TRITON" "$hash" build_tritonserver
 fi
 if [ -n "${wanted[tensorrt-llm]:-}" ]; then

@@ -3,7 +3,9 @@
 # (gpu_host_package_source: directory): the .deb files of docker.io and
 # python3-requests and of every dependency the fleet-host image lacks
 # (Recommends included, so installs with or without recommends both work),
-# plus Packages and Release indexes. Use it as
+# the stand-in nvidia-container-toolkit package built here from
+# standin/nvidia-container-toolkit/ (dpkg-deb), plus Packages and Release
+# indexes. Use it as
 #   deb [trusted=yes] file:DIR ./
 #
 # Usage: packages.sh DIR
@@ -12,8 +14,9 @@
 #
 # The download runs in a throwaway fleet-host container (the image must exist:
 # build_images.sh fleet-host), so the set matches that image exactly. A DIR
-# made for the same packages and the same fleet-host image is left alone.
-# Needs dpkg-scanpackages (Debian package dpkg-dev) on this host.
+# made for the same packages, the same fleet-host image and the same stand-in
+# toolkit files is left alone.
+# Needs dpkg-deb and dpkg-scanpackages (Debian package dpkg-dev) on this host.
 set -euo pipefail
 # shellcheck source=lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -28,7 +31,10 @@ ensure_docker
 need_cmd dpkg-scanpackages "apt-get install dpkg-dev"
 image_inputs=$(image_label "$IMAGE_FLEET_HOST")
 [ -n "$image_inputs" ] || die "$IMAGE_FLEET_HOST is missing; run build_images.sh fleet-host"
-stamp="packages=${packages[*]} fleet-host=$image_inputs"
+# The stand-in NVIDIA Container Toolkit (see its DEBIAN/control).
+STANDIN_TOOLKIT=$RESOURCES_DIR/standin/nvidia-container-toolkit
+standin_inputs=$(inputs_hash "dir:$STANDIN_TOOLKIT")
+stamp="packages=${packages[*]} fleet-host=$image_inputs nvidia-container-toolkit=$standin_inputs"
 
 if [ -f "$dir/Packages" ] && [ "$(cat "$dir/.tritonfleet-packages" 2>/dev/null)" = "$stamp" ]; then
   log "$dir is up to date ($(find "$dir" -maxdepth 1 -name '*.deb' | wc -l) packages for: ${packages[*]})"
@@ -66,6 +72,29 @@ count=$(find "$staging" -maxdepth 1 -name '*.deb' | wc -l)
 for p in "${packages[@]}"; do
   ls "$staging/${p}_"*.deb >/dev/null 2>&1 || die "$p was not downloaded"
 done
+
+# build_standin_toolkit DIR: the stand-in toolkit's .deb into DIR. Its Python
+# commands say `#!/usr/bin/env python` in the checkout (ansible-test's rule);
+# Debian has only python3, so the package gets /usr/bin/python3, as Debian's
+# own packaging rewrites interpreter lines.
+build_standin_toolkit() {
+  local out=$1 tree f version
+  need_cmd dpkg-deb "apt-get install dpkg"
+  tree=$(mktemp -d)
+  cp -a "$STANDIN_TOOLKIT/." "$tree/"
+  for f in "$tree"/usr/bin/*; do
+    if [ "$(head -n1 "$f")" = '#!/usr/bin/env python' ]; then sed -i '1s|.*|#!/usr/bin/python3|' "$f"; fi
+  done
+  chmod 755 "$tree" "$tree/DEBIAN" "$tree"/usr "$tree"/usr/bin "$tree"/usr/bin/*
+  chmod 644 "$tree/DEBIAN/control"
+  version=$(sed -n 's/^Version: //p' "$tree/DEBIAN/control")
+  dpkg-deb --root-owner-group --build "$tree" "$out/nvidia-container-toolkit_${version}_all.deb" >/dev/null ||
+    { rm -rf "$tree"; die "dpkg-deb could not build the stand-in nvidia-container-toolkit"; }
+  rm -rf "$tree"
+  log "built the stand-in nvidia-container-toolkit $version"
+}
+build_standin_toolkit "$staging"
+count=$((count + 1))
 
 log "indexing $count packages"
 (

@@ -1,7 +1,7 @@
 # Copyright: (c) 2026, tritonfleet maintainers
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Write the two ``nvidia-smi -q -x`` documents the molecule fleet's GPU facts overrides use.
+"""Write the ``nvidia-smi -q -x`` documents the molecule fleet's stand-in ``nvidia-smi`` serves.
 
 * SKU A, ``h100-80gb-hbm3.xml``: the real output of the project's H100 host
   (``../shared/fixtures/h100-host/nvidia-smi-q.xml`` beside the checkout,
@@ -12,11 +12,17 @@
   power limits, clocks, PCI ids, serial and UUID. Everything else (driver,
   CUDA version, document layout) stays the H100's, as
   ``tests/unit/nvsmi_variants.py`` derives its variants.
+* ``l40s-x2.xml``: a host with two of those L40S, as ``multi_gpu_xml`` in
+  ``tests/unit/nvsmi_variants.py`` clones GPUs: GPU 0 is ``l40s.xml``'s,
+  GPU 1 gets its own PCI bus id (``<gpu id>``, ``pci_bus``, ``pci_bus_id``,
+  ``board_id``), UUID, serial, minor number and module id;
+  ``attached_gpus`` is 2.
 
 Usage: python3 make_variants.py [--check]   (--check: exit 1 when the files here are not what it would write)
 """
 
 import argparse
+import copy
 import pathlib
 import sys
 import xml.etree.ElementTree as ET
@@ -27,6 +33,7 @@ SOURCES = (REPO.parent / "shared" / "fixtures" / "h100-host" / "nvidia-smi-q.xml
            REPO / "tests" / "fixtures" / "h100-host" / "nvidia-smi-q.xml")
 SKU_A = HERE / "h100-80gb-hbm3.xml"
 SKU_B = HERE / "l40s.xml"
+SKU_B_X2 = HERE / "l40s-x2.xml"
 
 L40S = {
     "product_name": "NVIDIA L40S",
@@ -118,12 +125,36 @@ def l40s_text(h100_text):
     return prolog + ET.tostring(root, encoding="unicode") + "\n"
 
 
+def l40s_x2_text(l40s):
+    """``l40s`` with its GPU cloned once more, as the second GPU of the same host."""
+    start = l40s.index("<nvidia_smi_log")
+    prolog, root = l40s[:start], ET.fromstring(l40s[start:])
+    first = root.find("gpu")
+    second = copy.deepcopy(first)
+    bus = 0x10
+    second.set("id", "00000000:%02X:06.0" % bus)
+    for path, value in (("uuid", "GPU-40404040-1111-2222-3333-444444444446"),
+                        ("serial", "1322023000002"),
+                        ("minor_number", "1"),
+                        ("board_id", "0x%x" % (bus << 8 | 6)),
+                        ("platformInfo/module_id", "2"),
+                        ("pci/pci_bus", "%02X" % bus),
+                        ("pci/pci_bus_id", "00000000:%02X:06.0" % bus)):
+        _set(second, path, value)
+    position = list(root).index(first)
+    first.tail = "\n\t"
+    root.insert(position + 1, second)
+    _set(root, "attached_gpus", "2")
+    return prolog + ET.tostring(root, encoding="unicode") + "\n"
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--check", action="store_true", help="compare instead of writing")
     args = parser.parse_args()
     h100 = source_text()
-    wanted = {SKU_A: h100, SKU_B: l40s_text(h100)}
+    l40s = l40s_text(h100)
+    wanted = {SKU_A: h100, SKU_B: l40s, SKU_B_X2: l40s_x2_text(l40s)}
     stale = [path.name for path, text in wanted.items() if not path.is_file() or path.read_text() != text]
     if args.check:
         if stale:
