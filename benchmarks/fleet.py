@@ -1,6 +1,7 @@
 """Measure the molecule fleets and print the figures.
 
-For the 1-host (`default`) and 3-host (`fleet`) scenarios: the converge time
+For the 1-host (`default`, cpu mode) and 3-host (`fleet`, gpu mode on
+stand-ins) scenarios: how many hosts ran in gpu mode, the converge time
 of site.yml on freshly created hosts (Docker install, image pulls from the
 local registry, engine builds, Triton containers, verification), the no-op
 re-run time (changed=0 required), and the number of engine builds the fleet
@@ -31,6 +32,8 @@ from ansible_collections.tritonfleet.serving.plugins.filter.engine import engine
 
 RECAP = re.compile(r"^(\S+)\s+:\s+ok=\d+\s+changed=(\d+)\s+unreachable=\d+\s+failed=(\d+)", re.M)
 BUILDS = re.compile(r"(\d+) host\(s\), (\d+) SKU\(s\).*?: (\d+) build\(s\)")
+# The facts stage's report: "<host>: gpu mode, 2 GPU(s) (...)".
+GPU_MODE = re.compile(r"^\s*msg: '?(\S+): gpu mode,", re.M)
 
 
 def setup_environment():
@@ -64,8 +67,9 @@ def measure(env, scenario):
     verified, _unused = molecule(env, scenario, "verify")
     builds = BUILDS.search(verified)
     molecule(env, scenario, "destroy")
-    return dict(scenario=scenario, hosts=hosts, cold=cold, noop=noop, noop_changed=changed,
-                skus=int(builds.group(2)) if builds else None, builds=int(builds.group(3)) if builds else None)
+    return dict(scenario=scenario, hosts=hosts, gpu_hosts=len(set(GPU_MODE.findall(out))), cold=cold, noop=noop,
+                noop_changed=changed, skus=int(builds.group(2)) if builds else None,
+                builds=int(builds.group(3)) if builds else None)
 
 
 def planned_builds(hosts, skus):
@@ -81,10 +85,12 @@ def main():
     env = setup_environment()
     results = [measure(env, scenario) for scenario in args.scenarios]
     print("\nmolecule fleets (site.yml on systemd hosts with their own Docker engine, 2 cores)")
-    print("%-10s %6s %10s %10s %9s %6s %7s" % ("scenario", "hosts", "converge", "no-op", "changed", "SKUs", "builds"))
+    print("%-10s %6s %9s %10s %10s %9s %6s %7s"
+          % ("scenario", "hosts", "gpu mode", "converge", "no-op", "changed", "SKUs", "builds"))
     for r in results:
-        row = (r["scenario"], r["hosts"], r["cold"], r["noop"], r["noop_changed"], r["skus"], r["builds"])
-        print("%-10s %6d %9.1fs %9.1fs %9d %6s %7s" % row)
+        row = (r["scenario"], r["hosts"], r["gpu_hosts"], r["cold"], r["noop"], r["noop_changed"], r["skus"],
+               r["builds"])
+        print("%-10s %6d %9d %9.1fs %9.1fs %9d %6s %7s" % row)
     print("\nengine builds the engine stage plans for N hosts across K SKUs (one model)")
     print("%6s %4s %7s" % ("N", "K", "builds"))
     for hosts, skus in ((1, 1), (3, 2), (12, 2), (48, 3), (200, 4)):

@@ -56,13 +56,34 @@ def reported_builds(text):
 
 
 def test_fleet(fleet_env):
-    """Three hosts, two GPU SKUs: molecule's whole sequence, two engine builds."""
+    """Three hosts, two GPU SKUs in gpu mode on stand-ins: molecule's whole sequence, two engine builds,
+    each container with its GPUs, the tensor-parallel server with two ranks under mpirun."""
     fresh_hosts(fleet_env, "fleet")
-    _rc, text, elapsed = molecule(fleet_env, "fleet", "test")
+    # molecule's test sequence one step at a time, to time each (tests/output/molecule-fleet-times.json).
+    texts, times = [], {}
+    try:
+        for step in ("syntax", "create", "prepare", "converge", "idempotence", "verify"):
+            _rc, step_text, times[step] = molecule(fleet_env, "fleet", step, log_name="fleet-" + step)
+            texts.append(step_text)
+    finally:
+        texts.append(molecule(fleet_env, "fleet", "destroy", log_name="fleet-destroy", check=False)[1])
+        (OUTPUT / "molecule-fleet-times.json").write_text(json.dumps({k: round(v, 1) for k, v in times.items()}) + "\n")
+    text = "\n".join(texts)
+    elapsed = sum(times.values())
     assert_secret_absent(fleet_env, text)
     assert re.search(r"idempotence\] Executed: Successful", text)
     assert reported_builds(text) == (3, 2, 2)
-    print("molecule test -s fleet: %.0f s" % elapsed)
+    words = " ".join(text.split())  # the YAML callback may wrap long messages
+    for seen in ("fleet-a1: gpu mode, 1 GPU(s) (NVIDIA-H100-80GB-HBM3",
+                 "fleet-b1: gpu mode, 2 GPU(s) (NVIDIA-L40S",
+                 "fleet-b1: the probe listed 2 GPU(s)",
+                 "fleet-a1/triton0: NVIDIA_VISIBLE_DEVICES=0, 1 tritonserver rank(s)",
+                 "fleet-a2/triton0: NVIDIA_VISIBLE_DEVICES=0, 1 tritonserver rank(s)",
+                 "fleet-b1/triton0: NVIDIA_VISIBLE_DEVICES=0,1, 2 tritonserver rank(s) under mpirun",
+                 "fleet-b1: built in a container with NVIDIA_VISIBLE_DEVICES=0,1"):
+        assert seen in words, "verify did not report: %s" % seen
+    assert re.search(r"fleet-a[12]: built in a container with NVIDIA_VISIBLE_DEVICES=0(?![,0-9])", words)
+    print("molecule -s fleet: %.0f s (%s)" % (elapsed, ", ".join("%s %.0f s" % item for item in times.items())))
 
 
 def test_default_host_check_mode_and_bad_input(fleet_env):
@@ -84,6 +105,7 @@ def test_default_host_check_mode_and_bad_input(fleet_env):
 
         for step in ("converge", "idempotence"):
             texts.append(molecule(fleet_env, "default", step, log_name="default-" + step)[1])
+        assert "fleet-solo: cpu mode, 0 GPU(s)" in texts[-2]  # no nvidia-smi: docker + cpu stays covered
 
         _rc, text, _t = molecule(fleet_env, "default", "converge", "--", "--check", "--diff",
                                  log_name="default-check")
