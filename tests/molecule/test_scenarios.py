@@ -80,7 +80,8 @@ def test_fleet(fleet_env):
                  "fleet-a1/triton0: NVIDIA_VISIBLE_DEVICES=0, 1 tritonserver rank(s)",
                  "fleet-a2/triton0: NVIDIA_VISIBLE_DEVICES=0, 1 tritonserver rank(s)",
                  "fleet-b1/triton0: NVIDIA_VISIBLE_DEVICES=0,1, 2 tritonserver rank(s) under mpirun",
-                 "fleet-b1: built in a container with NVIDIA_VISIBLE_DEVICES=0,1"):
+                 "fleet-b1: built in a container with NVIDIA_VISIBLE_DEVICES=0,1",
+                 "fleet-b1: nvidia-container-toolkit from http://172.30.240.3/libnvidia-container/stable/deb/amd64"):
         assert seen in words, "verify did not report: %s" % seen
     assert re.search(r"fleet-a[12]: built in a container with NVIDIA_VISIBLE_DEVICES=0(?![,0-9])", words)
     print("molecule -s fleet: %.0f s (%s)" % (elapsed, ", ".join("%s %.0f s" % item for item in times.items())))
