@@ -28,21 +28,10 @@ usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
 
 # index_and_sign REPO_DIR: Packages, Packages.gz, Release, InRelease and Release.gpg of a flat repository.
 index_and_sign() {
-  local repo=$1 f
+  local repo=$1
+  index_flat_repo "$repo" "tritonfleet molecule $(basename "$repo")"
   (
     cd "$repo"
-    dpkg-scanpackages --multiversion . /dev/null 2>/dev/null >Packages
-    gzip -9nc Packages >Packages.gz
-    {
-      echo "Origin: tritonfleet"
-      echo "Label: tritonfleet molecule $(basename "$repo")"
-      echo "Architectures: $(dpkg --print-architecture) all"
-      echo "Date: $(LC_ALL=C date -u '+%a, %d %b %Y %H:%M:%S UTC')"
-      echo "SHA256:"
-      for f in Packages Packages.gz; do
-        printf ' %s %s %s\n' "$(sha256sum <"$f" | cut -d' ' -f1)" "$(stat -c %s "$f")" "$f"
-      done
-    } >Release
     gpg --batch --yes --quiet --local-user "$fingerprint" --clearsign -o InRelease Release
     gpg --batch --yes --quiet --local-user "$fingerprint" --armor --detach-sign -o Release.gpg Release
   )

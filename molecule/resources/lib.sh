@@ -81,6 +81,27 @@ inputs_hash() {
   done | sha256sum | cut -d' ' -f1
 }
 
+index_flat_repo() {  # index_flat_repo DIR LABEL [HEADER ...]: Packages, Packages.gz and an unsigned Release
+  local dir=$1 label=$2 f line
+  shift 2
+  (
+    cd "$dir"
+    dpkg-scanpackages --multiversion . /dev/null 2>/dev/null >Packages
+    gzip -9nc Packages >Packages.gz
+    {
+      echo "Origin: tritonfleet"
+      echo "Label: $label"
+      for line in "$@"; do echo "$line"; done
+      echo "Architectures: $(dpkg --print-architecture) all"
+      echo "Date: $(LC_ALL=C date -u '+%a, %d %b %Y %H:%M:%S UTC')"
+      echo "SHA256:"
+      for f in Packages Packages.gz; do
+        printf ' %s %s %s\n' "$(sha256sum <"$f" | cut -d' ' -f1)" "$(stat -c %s "$f")" "$f"
+      done
+    } >Release
+  )
+}
+
 image_label() {  # image_label IMAGE -> value of the inputs label, empty when absent
   docker image inspect -f "{{ index .Config.Labels \"$INPUTS_LABEL\" }}" "$1" 2>/dev/null | sed 's/^<no value>$//'
 }

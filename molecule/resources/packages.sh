@@ -97,25 +97,9 @@ build_standin_toolkit "$staging"
 count=$((count + 1))
 
 log "indexing $count packages"
-(
-  cd "$staging"
-  dpkg-scanpackages --multiversion . /dev/null 2>/dev/null >Packages
-  gzip -9nc Packages >Packages.gz
-  # An unsigned Release file: apt then has checksums for the indexes and
-  # says nothing about a missing Release ([trusted=yes] accepts it unsigned).
-  {
-    echo "Origin: tritonfleet"
-    echo "Label: tritonfleet molecule packages"
-    echo "Suite: tritonfleet"
-    echo "Codename: tritonfleet"
-    echo "Architectures: $(dpkg --print-architecture) all"
-    echo "Date: $(LC_ALL=C date -u '+%a, %d %b %Y %H:%M:%S UTC')"
-    echo "SHA256:"
-    for f in Packages Packages.gz; do
-      printf ' %s %s %s\n' "$(sha256sum <"$f" | cut -d' ' -f1)" "$(stat -c %s "$f")" "$f"
-    done
-  } >Release
-)
+# An unsigned Release file: apt then has checksums for the indexes and says
+# nothing about a missing Release ([trusted=yes] accepts it unsigned).
+index_flat_repo "$staging" "tritonfleet molecule packages" "Suite: tritonfleet" "Codename: tritonfleet"
 grep -c '^Package:' "$staging/Packages" >/dev/null || die "the Packages index is empty"
 echo "$stamp" >"$staging/.tritonfleet-packages"
 
