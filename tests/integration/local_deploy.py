@@ -37,6 +37,18 @@ def _port_free(port):
         sock.close()
 
 
+PREFLIGHT_PLAY = "PLAY [Check every stage's inputs before changing any host]"
+
+
+def assert_refused_in_preflight(run):
+    """site.yml stopped in its preflight play: it failed, no later play began and no task changed anything."""
+    assert run.rc != 0, run
+    assert PREFLIGHT_PLAY in run.out, run
+    after = run.out.split(PREFLIGHT_PLAY, 1)[1]
+    assert re.findall(r"^PLAY \[", after, re.M) == [], run
+    assert run.changed == 0, run
+
+
 class Run:
     def __init__(self, proc):
         self.rc = proc.returncode

@@ -10,7 +10,7 @@ import urllib.request
 
 import pytest
 
-from local_deploy import Deployment, free_port_base
+from local_deploy import Deployment, assert_refused_in_preflight, free_port_base
 
 pytestmark = pytest.mark.integration
 
@@ -216,10 +216,7 @@ def _nothing_started(dep):
 
 def _refused_before_any_change(run, dep):
     """The preflight play stopped the run: no stage after it ran, no task changed, nothing written."""
-    assert run.rc != 0, run
-    assert "PLAY [Check every stage's inputs before changing any host]" in run.out, run
-    assert "PLAY [Build or reuse each host's engine]" not in run.out, run
-    assert run.changed == 0, run
+    assert_refused_in_preflight(run)
     assert not dep.root.exists(), sorted(str(p) for p in dep.root.rglob("*"))
     assert _nothing_started(dep)
 
