@@ -23,7 +23,7 @@ import yaml
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
-ROLE = pathlib.Path(__file__).resolve().parents[2] / "roles" / "repository"
+ROLE = pathlib.Path(__file__).resolve().parents[3] / "roles" / "repository"
 TEMPLATES = ROLE / "templates"
 FILES = ROLE / "files"
 MODELS = ("preprocessing", "tensorrt_llm", "postprocessing", "ensemble", "tensorrt_llm_bls")

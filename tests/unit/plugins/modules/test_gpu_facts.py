@@ -22,7 +22,7 @@ from ansible_collections.tritonfleet.serving.plugins.modules import gpu_facts
 import nvsmi_variants as variants
 from ansible_module_harness import run_module
 
-REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[4]
 
 
 def run(args):

@@ -15,7 +15,7 @@ from ansible_collections.tritonfleet.serving.plugins.module_utils.cpu_reference 
     CheckpointError, EngineBuildError, EngineConfigError, build_engine, generate_tiny_checkpoint,
     read_engine_config, validate_checkpoint)
 
-REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[4]
 RUNTIME_DIR = REPO_ROOT / "roles" / "repository" / "files" / "tensorrt_llm_cpu"
 sys.path.insert(0, str(RUNTIME_DIR))
 # No __pycache__ inside the role's files/: the repository role ships that directory as is.

@@ -15,7 +15,7 @@ import pytest
 from ansible_collections.tritonfleet.serving.plugins.filter.engine import trtllm_build_steps
 from ansible_collections.tritonfleet.serving.plugins.module_utils.cpu_reference import generate_tiny_checkpoint
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 STANDIN = os.path.join(ROOT, "molecule", "resources", "standin", "trtllm_standin.py")
 BAICHUAN_SEED_FLAGS = {"model_version": "v2_7b", "dtype": "float16", "parallel_build": True,
                        "use_inflight_batching": True, "enable_context_fmha": True,

@@ -25,7 +25,7 @@ import nvsmi_variants as variants
 from ansible_module_harness import run_module
 
 UUID = variants.H100_UUID
-REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[4]
 REAL_TEXT = variants.H100_METRICS_PATH.read_text()
 
 
