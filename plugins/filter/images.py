@@ -292,10 +292,84 @@ def docker_image_reference_problems(refs, require_tag=True, allow_latest=False, 
     return problems
 
 
+def _entries(requested):
+    """(use, reference) pairs of ``{use: reference or list of references}``, in order."""
+    if not isinstance(requested, dict):
+        raise AnsibleFilterError("docker_image_pull_plan expects a mapping of use to reference (or list of "
+                                 "references), got %s" % type(requested).__name__)
+    for use, value in requested.items():
+        for ref in (value if isinstance(value, (list, tuple)) else [value]):
+            yield use, _text(ref, "image reference of %s" % use)
+
+
+def docker_image_pull_plan(requested, mirror="", registry="nvcr.io"):
+    """One entry per distinct image to pull, in the order first asked for.
+
+    ``requested`` maps what an image is for (``triton``, ``build``,
+    ``extra``) to a reference or a list of references. Each reference is
+    rewritten to ``mirror`` as `docker_image_mirror` does; references that
+    end up the same are pulled once, and their entry lists every use. An
+    entry has ``reference`` (after the mirror rewrite), ``requested`` (as
+    first written), ``uses``, ``registry``, ``name`` and ``lookup``: the name
+    community.docker looks the image up by, ``name:tag``, or ``name@digest``
+    when the reference pins a digest.
+    """
+    plan = []
+    by_reference = {}
+    for use, ref in _entries(requested):
+        reference = docker_image_mirror(ref, mirror, registry)
+        entry = by_reference.get(reference)
+        if entry is None:
+            parsed = docker_image_reference(reference)
+            entry = {
+                "reference": reference,
+                "requested": ref,
+                "uses": [],
+                "registry": parsed["registry"],
+                "name": parsed["name"],
+                # a reference without a tag is pulled (and listed) as :latest
+                "lookup": parsed["name"] + ("@" + parsed["digest"] if parsed["digest"]
+                                            else ":" + (parsed["tag"] or "latest")),
+            }
+            by_reference[reference] = entry
+            plan.append(entry)
+        if use not in entry["uses"]:
+            entry["uses"].append(use)
+    return plan
+
+
+def docker_images_found(plan, results=None):
+    """What Docker lists for each entry of a pull plan, by reference.
+
+    ``results`` are the ``results`` of a ``community.docker.docker_image_info``
+    task looped over ``plan`` (each result carries its plan entry under its
+    ``ansible_loop_var``). Returns ``{reference: {reference, requested, id,
+    digests}}``; an image Docker does not list (check mode before a pull,
+    a skipped task) has an empty ``id`` and no ``digests``.
+    """
+    listed = {}
+    for result in results or []:
+        entry = result.get(result.get("ansible_loop_var", "item")) if isinstance(result, dict) else None
+        if isinstance(entry, dict) and "reference" in entry and entry["reference"] not in listed:
+            listed[entry["reference"]] = (result.get("images") or [{}])[0] or {}
+    found = {}
+    for entry in plan:
+        image = listed.get(entry["reference"], {})
+        found[entry["reference"]] = {
+            "reference": entry["reference"],
+            "requested": entry["requested"],
+            "id": image.get("Id") or "",
+            "digests": list(image.get("RepoDigests") or []),
+        }
+    return found
+
+
 class FilterModule(object):
     def filters(self):
         return {
             "docker_image_reference": docker_image_reference,
             "docker_image_mirror": docker_image_mirror,
             "docker_image_reference_problems": docker_image_reference_problems,
+            "docker_image_pull_plan": docker_image_pull_plan,
+            "docker_images_found": docker_images_found,
         }

@@ -2,7 +2,8 @@ import pytest
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.tritonfleet.serving.plugins.filter.images import (
-    FilterModule, docker_image_mirror, docker_image_reference, docker_image_reference_problems)
+    FilterModule, docker_image_mirror, docker_image_pull_plan, docker_image_reference, docker_image_reference_problems,
+    docker_images_found)
 
 TRITON = "nvcr.io/nvidia/tritonserver:24.01-trtllm-python-py3"
 DIGEST = "sha256:" + "0123456789abcdef" * 4
@@ -171,6 +172,77 @@ def test_problems_need_a_mapping():
         docker_image_reference_problems([TRITON])
 
 
+BUILD = "nvcr.io/nvidia/tensorrt-llm/release:0.7.1"
+
+
+def test_pull_plan_has_one_entry_per_image_with_its_uses_and_lookup_name():
+    plan = docker_image_pull_plan({"triton": TRITON, "build": BUILD,
+                                   "extra": ["busybox:1.36", TRITON, "nvcr.io/nvidia/tiny@" + DIGEST]})
+    assert plan == [
+        {"reference": TRITON, "requested": TRITON, "uses": ["triton", "extra"], "registry": "nvcr.io",
+         "name": "nvcr.io/nvidia/tritonserver", "lookup": "nvcr.io/nvidia/tritonserver:24.01-trtllm-python-py3"},
+        {"reference": BUILD, "requested": BUILD, "uses": ["build"], "registry": "nvcr.io",
+         "name": "nvcr.io/nvidia/tensorrt-llm/release", "lookup": "nvcr.io/nvidia/tensorrt-llm/release:0.7.1"},
+        {"reference": "busybox:1.36", "requested": "busybox:1.36", "uses": ["extra"], "registry": "docker.io",
+         "name": "docker.io/library/busybox", "lookup": "docker.io/library/busybox:1.36"},
+        # a digest names the image whatever the tag says
+        {"reference": "nvcr.io/nvidia/tiny@" + DIGEST, "requested": "nvcr.io/nvidia/tiny@" + DIGEST,
+         "uses": ["extra"], "registry": "nvcr.io", "name": "nvcr.io/nvidia/tiny",
+         "lookup": "nvcr.io/nvidia/tiny@" + DIGEST},
+    ]
+
+
+def test_pull_plan_pulls_through_the_mirror_and_keeps_what_was_asked_for():
+    plan = docker_image_pull_plan({"triton": TRITON, "build": TRITON, "extra": ["ubuntu:22.04"]},
+                                  "mirror.example.com:5000")
+    mirrored = "mirror.example.com:5000/nvidia/tritonserver:24.01-trtllm-python-py3"
+    assert [(e["reference"], e["requested"], e["uses"], e["registry"]) for e in plan] == [
+        (mirrored, TRITON, ["triton", "build"], "mirror.example.com:5000"),
+        ("ubuntu:22.04", "ubuntu:22.04", ["extra"], "docker.io"),
+    ]
+    assert plan[0]["lookup"] == mirrored
+    # the same image written two ways is pulled once, under the first spelling asked for
+    plan = docker_image_pull_plan({"triton": TRITON, "extra": ["mirror.example.com:5000/nvidia/tritonserver"
+                                                               ":24.01-trtllm-python-py3"]},
+                                  "mirror.example.com:5000")
+    assert [(e["requested"], e["uses"]) for e in plan] == [(TRITON, ["triton", "extra"])]
+
+
+@pytest.mark.parametrize("requested, message", [
+    ([TRITON], "expects a mapping"),
+    ({"triton": 7}, "image reference of triton must be a string"),
+    ({"extra": ["Bad/Name:1"]}, "must be lowercase"),
+])
+def test_pull_plan_refuses_bad_input(requested, message):
+    with pytest.raises(AnsibleFilterError, match=message):
+        docker_image_pull_plan(requested)
+
+
+def test_found_images_come_from_the_info_results_of_the_plan_loop():
+    plan = docker_image_pull_plan({"triton": TRITON, "build": BUILD, "extra": ["busybox:1.36"]})
+    results = [
+        {"ansible_loop_var": "__images_image", "__images_image": plan[0],
+         "images": [{"Id": "sha256:aaa", "RepoDigests": ["nvcr.io/nvidia/tritonserver@" + DIGEST]}]},
+        # check mode before the pull: Docker lists nothing yet
+        {"ansible_loop_var": "__images_image", "__images_image": plan[1], "images": []},
+        {"item": plan[2], "images": [{"Id": "sha256:ccc", "RepoDigests": None}]},
+    ]
+    assert docker_images_found(plan, results) == {
+        TRITON: {"reference": TRITON, "requested": TRITON, "id": "sha256:aaa",
+                 "digests": ["nvcr.io/nvidia/tritonserver@" + DIGEST]},
+        BUILD: {"reference": BUILD, "requested": BUILD, "id": "", "digests": []},
+        "busybox:1.36": {"reference": "busybox:1.36", "requested": "busybox:1.36", "id": "sha256:ccc", "digests": []},
+    }
+
+
+def test_found_images_without_results_are_empty():
+    plan = docker_image_pull_plan({"triton": TRITON})
+    expected = {TRITON: {"reference": TRITON, "requested": TRITON, "id": "", "digests": []}}
+    assert docker_images_found(plan) == expected
+    assert docker_images_found(plan, [{"skipped": True, "item": None}]) == expected
+
+
 def test_filters_are_registered():
     assert set(FilterModule().filters()) == {
-        "docker_image_reference", "docker_image_mirror", "docker_image_reference_problems"}
+        "docker_image_reference", "docker_image_mirror", "docker_image_reference_problems",
+        "docker_image_pull_plan", "docker_images_found"}
