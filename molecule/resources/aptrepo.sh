@@ -22,7 +22,7 @@ set -euo pipefail
 
 NAME=tritonfleet-aptrepo
 TREE=$CACHE_DIR/aptrepo
-TOOLKIT=nvidia-container-toolkit
+TOOLKIT="nvidia-container-toolkit"
 
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
 

@@ -85,7 +85,7 @@ index_flat_repo() {  # index_flat_repo DIR LABEL [HEADER ...]: Packages, Package
   local dir=$1 label=$2 f line
   shift 2
   (
-    cd "$dir"
+    cd "$dir" || exit
     dpkg-scanpackages --multiversion . /dev/null 2>/dev/null >Packages
     gzip -9nc Packages >Packages.gz
     {
