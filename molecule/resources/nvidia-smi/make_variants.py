@@ -11,9 +11,9 @@
   capability 8.9 by name), 48 GB of memory (46068 MiB), no MIG, PCIe gen 4,
   power limits, clocks, PCI ids, serial and UUID. Everything else (driver,
   CUDA version, document layout) stays the H100's, as
-  ``tests/unit/nvsmi_variants.py`` derives its variants.
+  ``tests/unit/utils/nvsmi_variants.py`` derives its variants.
 * ``l40s-x2.xml``: a host with two of those L40S, as ``multi_gpu_xml`` in
-  ``tests/unit/nvsmi_variants.py`` clones GPUs: GPU 0 is ``l40s.xml``'s,
+  ``tests/unit/utils/nvsmi_variants.py`` clones GPUs: GPU 0 is ``l40s.xml``'s,
   GPU 1 gets its own PCI bus id (``<gpu id>``, ``pci_bus``, ``pci_bus_id``,
   ``board_id``), UUID, serial, minor number and module id;
   ``attached_gpus`` is 2.
