@@ -154,6 +154,35 @@ def engine_distribution(hosts, plans):
     return result
 
 
+def engine_build_failure(state, timeout):
+    """Why a build container did not produce an engine, from its last ``docker_container_info`` result.
+
+    Empty when the container exited with status 0. The reason is read from
+    the container's state, so the message says what happened to the build
+    (still running at the deadline, killed for memory, a non-zero exit, gone)
+    whichever task noticed it.
+    """
+    if not isinstance(state, dict):
+        raise AnsibleFilterError("engine_build_failure expects a docker_container_info result, got %r" % (state,))
+    container = state.get("container")
+    if not state.get("exists", container is not None) or not isinstance(container, dict):
+        return "the build container disappeared before it finished (removed from outside the play?)"
+    status = container.get("State") or {}
+    if status.get("Running"):
+        return "it ran past engine_build_timeout (%s s) and was stopped" % timeout
+    code = status.get("ExitCode")
+    if status.get("OOMKilled"):
+        return ("the build container ran out of memory and was killed (exit status %s); the build needs more "
+                "memory than the host gives it" % code)
+    if status.get("Error"):
+        return "Docker could not run the build container: %s" % status["Error"]
+    if code is None:
+        return "the build container reported no exit status (state %s)" % (status.get("Status") or "unknown")
+    if int(code) != 0:
+        return "the build container exited with status %s" % code
+    return ""
+
+
 class FilterModule(object):
     def filters(self):
         return {
@@ -161,4 +190,5 @@ class FilterModule(object):
             "trtllm_build_steps": trtllm_build_steps,
             "trtllm_build_command": trtllm_build_command,
             "engine_distribution": engine_distribution,
+            "engine_build_failure": engine_build_failure,
         }

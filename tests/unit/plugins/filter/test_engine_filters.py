@@ -2,7 +2,7 @@ import pytest
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.tritonfleet.serving.plugins.filter.engine import (
-    cli_flags, engine_distribution, trtllm_build_command, trtllm_build_steps)
+    FilterModule, cli_flags, engine_build_failure, engine_distribution, trtllm_build_command, trtllm_build_steps)
 
 # The seed flow: Baichuan2-7B-Chat on TensorRT-LLM v0.7.1.
 BAICHUAN_V07_ARGS = {
@@ -120,3 +120,35 @@ def test_build_py_world_size_only_refuses_pipeline_parallel():
                            build_py_parallel_flags="world_size")
     with pytest.raises(AnsibleFilterError, match="build_py_parallel_flags"):
         trtllm_build_steps("build_py", "/c", "/o", "/w", build_py_parallel_flags="both")
+
+
+def _info(**state):
+    return {"exists": True, "container": {"State": dict({"Running": False, "ExitCode": 0, "OOMKilled": False,
+                                                         "Error": "", "Status": "exited"}, **state)}}
+
+
+@pytest.mark.parametrize("info, message", [
+    (_info(), ""),
+    (_info(Running=True, Status="running", ExitCode=0), "it ran past engine_build_timeout (600 s) and was stopped"),
+    (_info(ExitCode=2), "the build container exited with status 2"),
+    (_info(ExitCode=137, OOMKilled=True), "ran out of memory and was killed (exit status 137)"),
+    (_info(ExitCode=127, Error="exec: python3: not found"), "Docker could not run the build container: exec: python3"),
+    (_info(ExitCode=None, Status="created"), "reported no exit status (state created)"),
+    ({"exists": False, "container": None}, "the build container disappeared before it finished"),
+])
+def test_build_failure_says_what_happened_to_the_container(info, message):
+    if message:
+        assert message in engine_build_failure(info, 600)
+    else:
+        assert engine_build_failure(info, 600) == ""
+
+
+def test_build_failure_needs_a_container_info_result():
+    with pytest.raises(AnsibleFilterError, match="docker_container_info result"):
+        engine_build_failure(None, 600)
+
+
+def test_engine_filters_are_registered():
+    assert set(FilterModule().filters()) == {
+        "trtllm_cli_flags", "trtllm_build_steps", "trtllm_build_command", "engine_distribution",
+        "engine_build_failure"}
