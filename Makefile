@@ -9,7 +9,7 @@ COLLECTION_LINK := .collections/ansible_collections/tritonfleet/serving
 export PATH := $(abspath $(BIN)):$(PATH)
 export ANSIBLE_CONFIG := $(abspath ansible.cfg)
 
-.PHONY: venv dev-venv demo converge teardown test unit integration molecule lint sanity bench bench-fleet clean
+.PHONY: venv dev-venv demo converge teardown test units integration molecule lint sanity bench bench-fleet clean
 
 # `make demo` needs only the runtime requirements; the test targets add the
 # development tools (pytest, linters, molecule).
@@ -40,11 +40,14 @@ converge: venv
 teardown: venv
 	$(BIN)/ansible-playbook playbooks/teardown.yml
 
-test: dev-venv lint sanity
-	$(BIN)/pytest -q
+# ansible-test units runs tests/unit (modules and module_utils without the
+# controller, as on a managed host); pytest runs the rest once, not tests/unit again.
+test: dev-venv lint sanity units
+	$(BIN)/pytest -q --ignore=tests/unit
 
-unit: dev-venv
-	$(BIN)/pytest -q tests/unit
+# The quick loop while editing is `.venv/bin/pytest -q tests/unit`: the same tests, in place.
+units: dev-venv
+	./tests/ansible-test.sh units
 
 integration: dev-venv
 	$(BIN)/pytest -q -m integration
@@ -57,7 +60,7 @@ lint: dev-venv
 	$(BIN)/ansible-lint --profile production
 
 sanity: dev-venv
-	./tests/sanity.sh
+	./tests/ansible-test.sh sanity
 
 bench: dev-venv
 	$(BIN)/python benchmarks/local_pipeline.py

@@ -34,7 +34,7 @@ import pytest
 
 
 from ansible_collections.tritonfleet.serving.plugins.modules import triton_health, triton_infer
-from ansible_module_harness import run_module
+from ansible_collections.tritonfleet.serving.tests.unit.utils.ansible_module_harness import run_module
 
 pytestmark = pytest.mark.integration
 

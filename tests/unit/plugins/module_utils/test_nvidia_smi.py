@@ -18,7 +18,7 @@ from ansible_collections.tritonfleet.serving.plugins.module_utils.nvidia_smi imp
     sku_from_name,
 )
 
-import nvsmi_variants as variants
+from ansible_collections.tritonfleet.serving.tests.unit.utils import nvsmi_variants as variants
 
 
 @pytest.fixture(scope='module')

@@ -14,7 +14,7 @@ import pytest
 
 from ansible_collections.tritonfleet.serving.plugins.module_utils import prometheus_text as pt
 
-import nvsmi_variants as variants
+from ansible_collections.tritonfleet.serving.tests.unit.utils import nvsmi_variants as variants
 
 UUID = variants.H100_UUID
 PARSERS = ['prometheus_client', 'builtin']

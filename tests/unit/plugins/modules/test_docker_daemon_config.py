@@ -15,7 +15,7 @@ import pytest
 from ansible_collections.tritonfleet.serving.plugins.module_utils import docker_daemon
 from ansible_collections.tritonfleet.serving.plugins.modules import docker_daemon_config
 
-from ansible_module_harness import run_module
+from ansible_collections.tritonfleet.serving.tests.unit.utils.ansible_module_harness import run_module
 
 NVIDIA_ENTRY = {'path': 'nvidia-container-runtime', 'args': []}
 

@@ -3,7 +3,7 @@ import json
 import os
 
 import pytest
-from ansible_module_harness import run_module
+from ansible_collections.tritonfleet.serving.tests.unit.utils.ansible_module_harness import run_module
 
 from ansible_collections.tritonfleet.serving.plugins.module_utils.engine_cache import MANIFEST
 from ansible_collections.tritonfleet.serving.plugins.modules import engine_info

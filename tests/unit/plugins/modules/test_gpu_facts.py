@@ -19,8 +19,8 @@ from ansible.module_utils import basic
 
 from ansible_collections.tritonfleet.serving.plugins.modules import gpu_facts
 
-import nvsmi_variants as variants
-from ansible_module_harness import run_module
+from ansible_collections.tritonfleet.serving.tests.unit.utils import nvsmi_variants as variants
+from ansible_collections.tritonfleet.serving.tests.unit.utils.ansible_module_harness import run_module
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[4]
 

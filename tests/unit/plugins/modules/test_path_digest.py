@@ -1,4 +1,4 @@
-from ansible_module_harness import run_module
+from ansible_collections.tritonfleet.serving.tests.unit.utils.ansible_module_harness import run_module
 
 from ansible_collections.tritonfleet.serving.plugins.modules import path_digest
 

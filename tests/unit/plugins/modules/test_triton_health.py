@@ -18,7 +18,7 @@ import pytest
 from ansible_collections.tritonfleet.serving.plugins.module_utils import processes
 from ansible_collections.tritonfleet.serving.plugins.module_utils import triton as tu
 from ansible_collections.tritonfleet.serving.plugins.modules import triton_health
-from ansible_module_harness import run_module
+from ansible_collections.tritonfleet.serving.tests.unit.utils.ansible_module_harness import run_module
 
 
 def run_health(args, check_mode=False, client=None):

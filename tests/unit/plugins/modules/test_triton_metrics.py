@@ -21,8 +21,8 @@ import pytest
 from ansible_collections.tritonfleet.serving.plugins.module_utils import prometheus_text as pt
 from ansible_collections.tritonfleet.serving.plugins.modules import triton_metrics
 
-import nvsmi_variants as variants
-from ansible_module_harness import run_module
+from ansible_collections.tritonfleet.serving.tests.unit.utils import nvsmi_variants as variants
+from ansible_collections.tritonfleet.serving.tests.unit.utils.ansible_module_harness import run_module
 
 UUID = variants.H100_UUID
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[4]

@@ -16,7 +16,7 @@ import copy
 import pathlib
 import xml.etree.ElementTree as ET
 
-FIXTURES = pathlib.Path(__file__).resolve().parents[1] / 'fixtures'
+FIXTURES = pathlib.Path(__file__).resolve().parents[2] / 'fixtures'
 H100_DIR = FIXTURES / 'h100-host'
 H100_XML_PATH = H100_DIR / 'nvidia-smi-q.xml'
 H100_METRICS_PATH = H100_DIR / 'triton-metrics-gpu.txt'

@@ -6,7 +6,10 @@
 
 exit_json/fail_json are replaced by functions that raise ModuleExit, so a test
 gets the module's result instead of a SystemExit. Unit and integration tests
-both use it (tests/ is on sys.path through tests/conftest.py).
+both import it by its collection name,
+``ansible_collections.tritonfleet.serving.tests.unit.utils.ansible_module_harness``:
+ansible-test units resolves that through its collection loader, plain pytest
+through the .collections link that tests/conftest.py puts on sys.path.
 """
 
 from __future__ import annotations
