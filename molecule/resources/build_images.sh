@@ -33,6 +33,11 @@ TRITON_PACKAGES=(nvidia-pytriton numpy tokenizers transformers safetensors huggi
 # cpu mode's tensorrt_llm model (model.py + cpu_engine_runtime.py), which the
 # Triton stand-in's `tensorrtllm` backend serves gpu-mode repositories with.
 TRTLLM_CPU_MODEL=$REPO_ROOT/roles/repository/files/tensorrt_llm_cpu
+# The CPU reference builder, its tiny checkpoint and command line, and what
+# they import: the engine format (the runtime file itself, not the module_utils
+# link to it: cp -a would copy the link) and hashing.
+CPU_BUILDER_FILES=("$REPO_ROOT"/plugins/module_utils/{cpu_reference,cpu_tiny_checkpoint,cpu_reference_cli,hashing}.py
+  "$TRTLLM_CPU_MODEL/cpu_engine_runtime.py")
 
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
 
@@ -229,8 +234,7 @@ build_tritonserver() {
 }
 
 build_tensorrt_llm() {
-  docker_build "$1" "$2" "$3" "$(make_context "$1" "$RESOURCES_DIR/standin/trtllm_standin.py" \
-    "$REPO_ROOT/plugins/module_utils/cpu_reference.py")"
+  docker_build "$1" "$2" "$3" "$(make_context "$1" "$RESOURCES_DIR/standin/trtllm_standin.py" "${CPU_BUILDER_FILES[@]}")"
 }
 
 started_all=$(now)
@@ -252,7 +256,7 @@ fi
 if [ -n "${wanted[tensorrt-llm]:-}" ]; then
   triton=$(image_id "$IMAGE_TRITON") || die "$IMAGE_TRITON is missing"
   hash=$(inputs_hash "dir:$RESOURCES_DIR/images/tensorrt-llm" "file:$RESOURCES_DIR/standin/trtllm_standin.py" \
-    "file:$REPO_ROOT/plugins/module_utils/cpu_reference.py" "text:base=$triton")
+    "${CPU_BUILDER_FILES[@]/#/file:}" "text:base=$triton")
   ensure_image tensorrt-llm "$IMAGE_TRTLLM" "$hash" build_tensorrt_llm
 fi
 if [ -n "${wanted[registry]:-}" ]; then

@@ -75,7 +75,7 @@ import shutil
 from ansible.module_utils.basic import AnsibleModule
 
 try:
-    from ansible_collections.tritonfleet.serving.plugins.module_utils import cpu_reference
+    from ansible_collections.tritonfleet.serving.plugins.module_utils import cpu_tiny_checkpoint as cpu_reference
     IMPORT_ERROR = None
 except ImportError as exc:  # pragma: no cover
     cpu_reference = None

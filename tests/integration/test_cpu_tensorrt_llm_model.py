@@ -21,8 +21,8 @@ import uuid
 import numpy as np
 import pytest
 
-from ansible_collections.tritonfleet.serving.plugins.module_utils.cpu_reference import (
-    build_engine, generate_tiny_checkpoint)
+from ansible_collections.tritonfleet.serving.plugins.module_utils.cpu_reference import build_engine
+from ansible_collections.tritonfleet.serving.plugins.module_utils.cpu_tiny_checkpoint import generate_tiny_checkpoint
 
 pytestmark = pytest.mark.integration
 

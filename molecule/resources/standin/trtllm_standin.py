@@ -16,8 +16,9 @@ for the families ``llama`` and ``baichuan``. They accept the real tools'
 command-line flags (and reject unknown ones as the real argparse does), but
 build with the collection's CPU reference builder
 (``plugins/module_utils/cpu_reference.py``, copied next to this file in the
-image): the engine directory is a CPU reference engine (``config.json`` plus
-``rank{r}.engine`` per rank) that the ``cpu`` mode's ``tensorrt_llm`` Python
+image with the files it imports: ``cpu_engine_runtime.py``, which defines the
+engine format, and ``hashing.py``): the engine directory is a CPU reference
+engine (``config.json`` plus ``rank{r}.engine`` per rank) that the ``cpu`` mode's ``tensorrt_llm`` Python
 model serves. Its ``config.json`` also records the TensorRT-LLM version of
 the image (environment variable ``TRTLLM_VERSION``) under ``version`` and the
 tp/pp mapping (``pretrained_config.mapping``; build.py engines also carry
@@ -77,8 +78,8 @@ def log(level, message):
     stream.flush()
 
 
-def import_cpu_reference():
-    """The collection's CPU reference builder: next to this file (image), else from the checkout."""
+def _import_beside(name):
+    """A file of the collection's CPU reference builder: next to this file (image), else from the checkout."""
     here = os.path.dirname(os.path.realpath(__file__))
     candidates = [here, os.environ.get("TRITONFLEET_CPU_REFERENCE_DIR", ""),
                   os.path.join(here, "..", "..", "..", "plugins", "module_utils")]
@@ -86,14 +87,23 @@ def import_cpu_reference():
         if directory and os.path.isfile(os.path.join(directory, "cpu_reference.py")):
             if directory not in sys.path:
                 sys.path.insert(0, directory)
-            import cpu_reference  # pylint: disable=import-outside-toplevel
-            return cpu_reference
+            return __import__(name)
     raise StandinError("cannot find cpu_reference.py (looked in %s); set TRITONFLEET_CPU_REFERENCE_DIR"
                        % ", ".join(c for c in candidates if c))
 
 
+def import_cpu_reference():
+    """The builder (plugins/module_utils/cpu_reference.py)."""
+    return _import_beside("cpu_reference")
+
+
+def engine_format():
+    """The CPU engine's format: names and version (the runtime the engines are served with defines them)."""
+    return _import_beside("cpu_engine_runtime")
+
+
 def sha256_file(path):
-    return import_cpu_reference().file_sha256(path)
+    return _import_beside("hashing").file_sha256(path)
 
 
 def read_json(path, what):
@@ -148,7 +158,7 @@ def simulate_failure(tool, output_dir):
     log("I", "Loading weights for %s (%s stand-in, TensorRT-LLM %s)" % (tool, PRODUCER, trtllm_version()))
     log("I", "Building engine for rank 0 ...")
     os.makedirs(output_dir, exist_ok=True)
-    with open(os.path.join(output_dir, "rank0.engine"), "wb") as handle:
+    with open(os.path.join(output_dir, engine_format().rank_file(0)), "wb") as handle:
         handle.write(b"\x00" * 64)  # a truncated engine, as a killed build leaves it
     log("E", "simulated build failure: %s=1 is set" % FAIL_ENV)
     sys.stderr.write("%s: error: the build failed (simulated by %s=1)\n" % (tool, FAIL_ENV))
@@ -190,15 +200,15 @@ def build(cpu_reference, tool, hf_dir, output_dir, tp_size, pp_size, dtype, max_
         config["version"] = trtllm_version()
         config["tritonfleet_standin"] = dict(
             tool=tool, producer=PRODUCER, trtllm_version=trtllm_version(),
-            cpu_reference_format_version=cpu_reference.FORMAT_VERSION)
+            cpu_reference_format_version=engine_format().FORMAT_VERSION)
         for section, values in config_sections.items():
             if isinstance(config.get(section), dict):
                 config[section].update(values)
             else:
                 config[section] = values
-        write_json(os.path.join(staging, "config.json"), config)
+        write_json(os.path.join(staging, engine_format().ENGINE_CONFIG), config)
         stale = [n for n in os.listdir(output_dir) if n.startswith("rank") and n.endswith(".engine")]
-        publish(staging, output_dir, stale=stale)
+        publish(staging, output_dir, last=engine_format().ENGINE_CONFIG, stale=stale)
     except cpu_reference.CpuReferenceError as exc:
         shutil.rmtree(staging, ignore_errors=True)
         raise StandinError(str(exc))
@@ -207,7 +217,7 @@ def build(cpu_reference, tool, hf_dir, output_dir, tp_size, pp_size, dtype, max_
         raise
     for name in result["rank_files"]:
         log("I", "Engine written to %s" % os.path.join(output_dir, name))
-    log("I", "Config saved to %s" % os.path.join(output_dir, "config.json"))
+    log("I", "Config saved to %s" % os.path.join(output_dir, engine_format().ENGINE_CONFIG))
     log("I", "Total time of building all %d engines: %s"
         % (result["world_size"], time.strftime("%H:%M:%S", time.gmtime(time.time() - started))))
     return 0

@@ -13,7 +13,7 @@ import sys
 import pytest
 
 from ansible_collections.tritonfleet.serving.plugins.filter.engine import trtllm_build_steps
-from ansible_collections.tritonfleet.serving.plugins.module_utils.cpu_reference import generate_tiny_checkpoint
+from ansible_collections.tritonfleet.serving.plugins.module_utils.cpu_tiny_checkpoint import generate_tiny_checkpoint
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 STANDIN = os.path.join(ROOT, "molecule", "resources", "standin", "trtllm_standin.py")

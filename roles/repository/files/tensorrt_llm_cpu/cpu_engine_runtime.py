@@ -1,31 +1,179 @@
 # Copyright: (c) 2026, tritonfleet maintainers
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Numpy runtime of the tritonfleet CPU reference engine.
+"""The tritonfleet CPU reference engine: its on-disk format and its numpy runtime.
 
-Loads an engine directory written by the collection's ``cpu_reference``
-builder (``config.json`` + ``rank{r}.engine`` safetensors shards), merges the
-tensor/pipeline-parallel shards back into whole weights, and runs a Llama
-decoder (RMSNorm, rotary embeddings, grouped-query attention with a causal
-mask, SwiGLU MLP) with a KV cache, so each decoded token costs work
-proportional to the current length rather than a full recompute.
+This file is the one definition of the engine format: the file names, the
+``config.json`` layout, the weight names and the format version. The
+builder (``plugins/module_utils/cpu_reference.py``) writes engines with the
+names and the config defined here, this runtime reads them back, and the
+molecule stand-in of the TensorRT-LLM backend reads them too. Two ways in:
 
-It is deployed next to ``model.py`` in the ``tensorrt_llm`` model's version
-directory and must import nothing beyond the standard library, numpy and
-safetensors: the CPU serving path never needs torch or the collection itself.
-Correctness and determinism come first; the hot paths are vectorised, but it
-is a reference, not a fast engine.
+* the repository role copies this file next to ``model.py`` into the
+  ``tensorrt_llm`` model's version directory (Triton's Python backend imports
+  it from there; the CPU serving path never needs torch or the collection);
+* ``plugins/module_utils/cpu_engine_runtime.py`` is a symbolic link to this
+  file, so the builder imports the same definitions as a module_utils file
+  (Ansible ships it with the modules that build engines). numpy and
+  safetensors are therefore optional at import time: the builder's host may
+  lack them until it builds, while a model load without them fails with the
+  ImportError.
+
+The runtime loads an engine directory (``config.json`` + ``rank{r}.engine``
+safetensors shards), merges the tensor/pipeline-parallel shards back into
+whole weights, and runs a Llama decoder (RMSNorm, rotary embeddings,
+grouped-query attention with a causal mask, SwiGLU MLP) with a KV cache, so
+each decoded token costs work proportional to the current length rather than
+a full recompute. Correctness and determinism come first; the hot paths are
+vectorised, but it is a reference, not a fast engine.
 """
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
 
 import json
 import os
 
-import numpy as np
-from safetensors.numpy import load_file
+try:
+    import numpy as np
+except ImportError:  # pragma: no cover - only the format part is usable without numpy
+    np = None
 
+# --------------------------------------------------------------------------- engine format
+
+# Bumped whenever generated checkpoints or built engines would differ in bytes
+# or layout; engine cache keys include it, so a bump forces rebuilds.
+FORMAT_VERSION = "1"
 ENGINE_FORMAT = "tritonfleet-cpu-reference"
 ENGINE_CONFIG = "config.json"
+# Storage types of the weights; the runtime computes in float32.
+STORAGE_DTYPES = ("float32", "float16")
+COMPUTE_DTYPE = "float32"
+ARCHITECTURE = "LlamaForCausalLM"
+# The one safetensors metadata key of a rank file: its rank facts as sorted
+# JSON (safetensors writes several keys in hash order, so rebuilds would
+# differ in bytes).
+RANK_METADATA_KEY = "tritonfleet"
 
+# Weight names: TensorRT-LLM's Llama names, global layer numbers.
+EMBEDDING = "transformer.vocab_embedding.weight"  # [vocab, hidden], first pipeline stage
+FINAL_NORM = "transformer.ln_f.weight"            # [hidden], last pipeline stage
+LM_HEAD = "lm_head.weight"                        # [vocab_padded/tp, hidden], last stage, split over vocab
+INPUT_NORM = "input_layernorm.weight"             # [hidden]
+QKV = "attention.qkv.weight"                      # [(q+k+v rows)/tp, hidden], this rank's q, k, v heads stacked
+DENSE = "attention.dense.weight"                  # [hidden, q rows/tp], o_proj, row-parallel
+POST_NORM = "post_layernorm.weight"               # [hidden]
+MLP_FC = "mlp.fc.weight"                          # [inter/tp, hidden], gate_proj (the SiLU branch)
+MLP_GATE = "mlp.gate.weight"                      # [inter/tp, hidden], up_proj
+MLP_PROJ = "mlp.proj.weight"                      # [hidden, inter/tp], down_proj, row-parallel
+
+
+def layer_weight(layer, part):
+    """The name of weight ``part`` (INPUT_NORM, QKV ...) of decoder layer ``layer``."""
+    return "transformer.layers.%d.%s" % (layer, part)
+
+
+def rank_file(rank):
+    """The file name of rank ``rank`` (rank = pp_rank * tp_size + tp_rank, as TensorRT-LLM numbers them)."""
+    return "rank%d.engine" % rank
+
+
+def rank_metadata(rank, tp_rank, pp_rank, tp_size, pp_size, layers):
+    """The safetensors metadata of one rank file (``layers`` is the range of its decoder layers)."""
+    return {RANK_METADATA_KEY: json.dumps(
+        {"engine_format": ENGINE_FORMAT, "format_version": FORMAT_VERSION, "rank": rank, "tp_rank": tp_rank,
+         "pp_rank": pp_rank, "tp_size": tp_size, "pp_size": pp_size, "layers": [layers.start, layers.stop]},
+        sort_keys=True)}
+
+
+def engine_config(shape, dtype, tp_size, pp_size, vocab_padded, max_batch_size, max_input_len, max_seq_len,
+                  extra):
+    """The ``config.json`` of an engine; ``shape`` holds the model's dimensions and special token ids."""
+    return {
+        "version": FORMAT_VERSION,
+        "engine_format": ENGINE_FORMAT,
+        "pretrained_config": {
+            "architecture": ARCHITECTURE,
+            "dtype": dtype,
+            "logits_dtype": COMPUTE_DTYPE,
+            "vocab_size": shape["vocab_size"],
+            "vocab_size_padded": vocab_padded,
+            "hidden_size": shape["hidden_size"],
+            "num_hidden_layers": shape["num_hidden_layers"],
+            "num_attention_heads": shape["num_attention_heads"],
+            "num_key_value_heads": shape["num_key_value_heads"],
+            "head_size": shape["head_size"],
+            "intermediate_size": shape["intermediate_size"],
+            "hidden_act": "silu",
+            "max_position_embeddings": shape["max_position_embeddings"],
+            "position_embedding_type": "rope_gpt_neox",
+            "rms_norm_eps": shape["rms_norm_eps"],
+            "rope_theta": shape["rope_theta"],
+            "mapping": {"world_size": tp_size * pp_size, "tp_size": tp_size, "pp_size": pp_size},
+            "bos_token_id": shape["bos_token_id"],
+            "eos_token_id": shape["eos_token_id"],
+            "pad_token_id": shape["pad_token_id"],
+        },
+        "build_config": {
+            "max_batch_size": max_batch_size,
+            "max_input_len": max_input_len,
+            "max_seq_len": max_seq_len,
+            "max_beam_width": 1,
+            "max_num_tokens": max_batch_size * max_input_len,
+            "extra": extra,
+        },
+    }
+
+
+def engine_mapping(config):
+    """(tp_size, pp_size) of a parsed engine config; KeyError/TypeError/ValueError when it has none."""
+    mapping = config["pretrained_config"]["mapping"]
+    return int(mapping["tp_size"]), int(mapping["pp_size"])
+
+
+def read_engine_config(engine_dir, error):
+    """Parse ``engine_dir``'s config.json of a CPU reference engine and check that every rank file is there.
+
+    Raises ``error`` (an exception class) saying what to rebuild or fix when
+    the config is missing or invalid, when it describes another engine format
+    (a TensorRT-LLM engine), or when a ``rank{r}.engine`` is missing. Returns
+    the parsed config.
+    """
+    engine_dir = os.path.abspath(engine_dir)
+    config_path = os.path.join(engine_dir, ENGINE_CONFIG)
+    if not os.path.isfile(config_path):
+        raise error("engine directory %s has no %s; build the engine first (or point at the directory the build "
+                    "wrote)" % (engine_dir, ENGINE_CONFIG))
+    try:
+        with open(config_path, encoding="utf-8") as handle:
+            config = json.load(handle)
+    except OSError as exc:
+        raise error("cannot read engine config %s: %s" % (config_path, exc))
+    except ValueError as exc:
+        raise error("engine config %s is not valid JSON (%s); rebuild the engine" % (config_path, exc))
+    found = config.get("engine_format") if isinstance(config, dict) else None
+    if found != ENGINE_FORMAT:
+        raise error("engine %s is not a %s engine (engine_format %r); a TensorRT-LLM engine needs the gpu "
+                    "accelerator mode" % (engine_dir, ENGINE_FORMAT, found))
+    if not isinstance(config.get("pretrained_config"), dict) or not isinstance(config.get("build_config"), dict):
+        raise error("engine config %s lacks pretrained_config or build_config; rebuild the engine" % config_path)
+    mapping = config["pretrained_config"].get("mapping")
+    try:
+        tp_size, pp_size = engine_mapping(config)
+        world_size = int(mapping["world_size"])
+    except (KeyError, TypeError, ValueError):
+        world_size = tp_size = pp_size = 0
+    if world_size < 1 or world_size != tp_size * pp_size:
+        raise error("engine config %s has an invalid mapping %r; rebuild the engine" % (config_path, mapping))
+    missing = [rank_file(r) for r in range(world_size) if not os.path.isfile(os.path.join(engine_dir, rank_file(r)))]
+    if missing:
+        raise error("engine %s is incomplete: missing %s of its %d ranks; rebuild the engine"
+                    % (engine_dir, ", ".join(missing), world_size))
+    return config
+
+
+# --------------------------------------------------------------------------- runtime
 
 class EngineLoadError(Exception):
     """The engine directory cannot be loaded; the message says what to rebuild or fix."""
@@ -127,35 +275,15 @@ class CpuEngine:
     @classmethod
     def load(cls, engine_dir):
         """Read ``engine_dir``'s config.json and every rank file, and merge the shards."""
-        engine_dir = os.path.abspath(engine_dir)
-        config_path = os.path.join(engine_dir, ENGINE_CONFIG)
-        try:
-            with open(config_path, encoding="utf-8") as handle:
-                config = json.load(handle)
-        except OSError as exc:
-            raise EngineLoadError("cannot read engine config %s (%s); is gpt_model_path the engine directory the "
-                                  "build wrote?" % (config_path, exc))
-        except ValueError as exc:
-            raise EngineLoadError("engine config %s is not valid JSON (%s); rebuild the engine" % (config_path, exc))
-        if not isinstance(config, dict) or config.get("engine_format") != ENGINE_FORMAT:
-            found = config.get("engine_format") if isinstance(config, dict) else None
-            raise EngineLoadError("%s is not a %s engine (engine_format %r); TensorRT-LLM engines need the gpu "
-                                  "accelerator mode" % (engine_dir, ENGINE_FORMAT, found))
-        try:
-            pretrained = config["pretrained_config"]
-            config["build_config"]["max_seq_len"]
-            mapping = pretrained["mapping"]
-            tp_size, pp_size = int(mapping["tp_size"]), int(mapping["pp_size"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise EngineLoadError("engine config %s lacks %s; rebuild the engine" % (config_path, exc))
+        config = read_engine_config(engine_dir, EngineLoadError)
+        pretrained = config["pretrained_config"]
+        tp_size, pp_size = engine_mapping(config)
+        from safetensors.numpy import load_file  # optional at import time, see the module docstring
 
         # TensorRT-LLM numbers ranks pp-major: rank = pp_rank * tp_size + tp_rank.
         shards = {}
         for rank in range(tp_size * pp_size):
-            path = os.path.join(engine_dir, "rank%d.engine" % rank)
-            if not os.path.isfile(path):
-                raise EngineLoadError("engine %s is incomplete: %s is missing (world size %d); rebuild the engine"
-                                      % (engine_dir, os.path.basename(path), tp_size * pp_size))
+            path = os.path.join(engine_dir, rank_file(rank))
             try:
                 tensors = load_file(path)
             except Exception as exc:  # safetensors raises several types; all mean "unreadable"
@@ -182,10 +310,9 @@ class CpuEngine:
         q_rows, kv_rows = heads // tp_size * head_size, kv_heads // tp_size * head_size
         layers = []
         for layer in range(int(pretrained["num_hidden_layers"])):
-            prefix = "transformer.layers.%d." % layer
-            qkv_parts = shards.get(prefix + "attention.qkv.weight", {})
+            qkv_parts = shards.get(layer_weight(layer, QKV), {})
             if sorted(qkv_parts) != list(range(tp_size)):
-                gather(prefix + "attention.qkv.weight")  # raises the descriptive error
+                gather(layer_weight(layer, QKV))  # raises the descriptive error
             # Each rank stacks its own q, k and v rows; regroup them per projection.
             q, k, v = [], [], []
             for r in range(tp_size):
@@ -194,22 +321,22 @@ class CpuEngine:
                 k.append(part[q_rows:q_rows + kv_rows])
                 v.append(part[q_rows + kv_rows:])
             qkv = np.concatenate(q + k + v, axis=0)
-            gate = gather(prefix + "mlp.fc.weight", axis=0)
-            up = gather(prefix + "mlp.gate.weight", axis=0)
+            gate = gather(layer_weight(layer, MLP_FC), axis=0)
+            up = gather(layer_weight(layer, MLP_GATE), axis=0)
             layers.append(_Layer(
-                input_norm=gather(prefix + "input_layernorm.weight"),
+                input_norm=gather(layer_weight(layer, INPUT_NORM)),
                 qkv=np.ascontiguousarray(qkv.T),
-                dense=np.ascontiguousarray(gather(prefix + "attention.dense.weight", axis=1).T),
-                post_norm=gather(prefix + "post_layernorm.weight"),
+                dense=np.ascontiguousarray(gather(layer_weight(layer, DENSE), axis=1).T),
+                post_norm=gather(layer_weight(layer, POST_NORM)),
                 gate_up=np.ascontiguousarray(np.concatenate([gate, up], axis=0).T),
-                down=np.ascontiguousarray(gather(prefix + "mlp.proj.weight", axis=1).T),
+                down=np.ascontiguousarray(gather(layer_weight(layer, MLP_PROJ), axis=1).T),
             ))
         vocab = int(pretrained["vocab_size"])
-        lm_head = gather("lm_head.weight", axis=0)[:vocab]
+        lm_head = gather(LM_HEAD, axis=0)[:vocab]
         return dict(
-            embedding=gather("transformer.vocab_embedding.weight"),
+            embedding=gather(EMBEDDING),
             layers=layers,
-            final_norm=gather("transformer.ln_f.weight"),
+            final_norm=gather(FINAL_NORM),
             lm_head=np.ascontiguousarray(lm_head.T),
         )
 

@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file
 
-from ansible_collections.tritonfleet.serving.plugins.module_utils import cpu_reference
+from ansible_collections.tritonfleet.serving.plugins.module_utils import (
+    cpu_engine_runtime, cpu_reference, cpu_reference_cli, cpu_tiny_checkpoint)
 from ansible_collections.tritonfleet.serving.plugins.module_utils.cpu_reference import (
-    CheckpointError, EngineBuildError, EngineConfigError, build_engine, generate_tiny_checkpoint,
-    read_engine_config, validate_checkpoint)
+    CheckpointError, EngineBuildError, EngineConfigError, build_engine, read_engine_config, validate_checkpoint)
+from ansible_collections.tritonfleet.serving.plugins.module_utils.cpu_tiny_checkpoint import generate_tiny_checkpoint
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[4]
 RUNTIME_DIR = REPO_ROOT / "roles" / "repository" / "files" / "tensorrt_llm_cpu"
@@ -137,7 +138,7 @@ def test_generation_is_deterministic_across_processes(workdir, checkpoint):
     # A fresh interpreter gets fresh hash seeds (Python's and Rust's): byte
     # equality here means fleet hosts produce the same checkpoint.
     out = workdir / "tiny-subprocess"
-    proc = subprocess.run([sys.executable, cpu_reference.__file__, "--generate_tiny_checkpoint", str(out)],
+    proc = subprocess.run([sys.executable, cpu_reference_cli.__file__, "--generate_tiny_checkpoint", str(out)],
                           capture_output=True, text=True, check=False, env=dict(os.environ, PYTHONHASHSEED="random"))
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["checkpoint"]["path"] == str(out)
@@ -246,7 +247,7 @@ def test_build_engine_layout(engines, checkpoint):
         engine_dir = engines[(tp, pp)]
         config = read_engine_config(str(engine_dir))
         assert config["engine_format"] == "tritonfleet-cpu-reference"
-        assert config["version"] == cpu_reference.FORMAT_VERSION
+        assert config["version"] == cpu_engine_runtime.FORMAT_VERSION
         pretrained, build = config["pretrained_config"], config["build_config"]
         assert pretrained["mapping"] == {"world_size": tp * pp, "tp_size": tp, "pp_size": pp}
         assert pretrained["architecture"] == "LlamaForCausalLM" and pretrained["dtype"] == "float32"
@@ -318,28 +319,32 @@ def test_read_engine_config_checks_rank_files(engines, workdir):
 
 def test_command_line(checkpoint, workdir, capsys):
     out = workdir / "cli-engine"
-    assert cpu_reference.main(["--checkpoint_dir", str(checkpoint), "--output_dir", str(out), "--tp_size", "2",
+    assert cpu_reference_cli.main(["--checkpoint_dir", str(checkpoint), "--output_dir", str(out), "--tp_size", "2",
                                "--max_input_len", "32", "--max_seq_len", "64"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["engine"]["world_size"] == 2 and (out / "rank1.engine").exists()
-    assert cpu_reference.main(["--checkpoint_dir", str(checkpoint), "--output_dir", str(workdir / "cli-bad"),
+    assert cpu_reference_cli.main(["--checkpoint_dir", str(checkpoint), "--output_dir", str(workdir / "cli-bad"),
                                "--tp_size", "3"]) == 1
     assert "tp_size 3" in capsys.readouterr().err
 
 
-def test_module_imports_without_numpy():
+def test_modules_import_without_numpy():
     # Ansible imports module_utils on hosts that may lack numpy; only calls need it.
-    code = ("import sys; sys.modules['numpy'] = None\n"
-            "import importlib.util\n"
-            "spec = importlib.util.spec_from_file_location('cr', %r)\n"
-            "mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)\n"
+    code = ("import sys; sys.modules['numpy'] = None; sys.path.insert(0, %r)\n"
+            "import cpu_reference, cpu_tiny_checkpoint, cpu_reference_cli\n"
             "try:\n"
-            "    mod.generate_tiny_checkpoint('/nonexistent/x')\n"
-            "except mod.CpuReferenceError as exc:\n"
-            "    print('refused:', exc)\n" % cpu_reference.__file__)
+            "    cpu_tiny_checkpoint.generate_tiny_checkpoint('/nonexistent/x')\n"
+            "except cpu_reference.CpuReferenceError as exc:\n"
+            "    print('refused:', exc)\n" % os.path.dirname(cpu_reference.__file__))
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stderr
     assert "refused:" in proc.stdout and "numpy" in proc.stdout
+
+
+def test_engine_format_has_one_definition():
+    # The builder's module_utils copy of the runtime is a link to the served file, not a second copy.
+    link = pathlib.Path(cpu_engine_runtime.__file__)
+    assert link.is_symlink() and link.resolve() == (RUNTIME_DIR / "cpu_engine_runtime.py").resolve()
 
 
 def _top_level_imports(path):
@@ -360,9 +365,11 @@ def _top_level_imports(path):
 def test_dependencies_stay_light():
     stdlib = set(sys.stdlib_module_names)
     runtime = _top_level_imports(RUNTIME_DIR / "cpu_engine_runtime.py")
-    assert runtime - stdlib == {"numpy", "safetensors"}
-    library = _top_level_imports(cpu_reference.__file__)
-    assert library - stdlib <= {"numpy"}  # safetensors and tokenizers are imported inside functions
+    assert runtime - stdlib == {"numpy"}  # safetensors is imported when an engine loads
+    for library in (cpu_reference, cpu_tiny_checkpoint, cpu_reference_cli):
+        # safetensors and tokenizers are imported inside functions; the rest are this collection's files.
+        assert _top_level_imports(library.__file__) - stdlib <= {
+            "numpy", "ansible_collections", "cpu_engine_runtime", "cpu_reference", "cpu_tiny_checkpoint", "hashing"}
     model = _top_level_imports(RUNTIME_DIR / "model.py")
     assert model - stdlib == {"numpy", "triton_python_backend_utils", "cpu_engine_runtime"}
 

@@ -7,7 +7,7 @@ import sys
 import pytest
 from ansible_module_harness import run_module
 
-from ansible_collections.tritonfleet.serving.plugins.module_utils.cpu_reference import generate_tiny_checkpoint
+from ansible_collections.tritonfleet.serving.plugins.module_utils.cpu_tiny_checkpoint import generate_tiny_checkpoint
 from ansible_collections.tritonfleet.serving.plugins.modules import engine_build
 
 

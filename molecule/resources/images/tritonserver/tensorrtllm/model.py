@@ -14,7 +14,8 @@ It serves the engine with the project's CPU reference runtime, the same code
 cpu mode serves with: ``tritonfleet_cpu_model.py`` and
 ``cpu_engine_runtime.py`` next to this file are copies of
 roles/repository/files/tensorrt_llm_cpu/{model.py,cpu_engine_runtime.py},
-made when the image is built. Before loading, it checks what the real
+made when the image is built; the engine format (file names, config layout)
+is the one ``cpu_engine_runtime.py`` defines. Before loading, it checks what the real
 backend would refuse:
 
 * the MPI world (OMPI_COMM_WORLD_SIZE/RANK, set by ``mpirun``; one rank
@@ -41,6 +42,7 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
 
+import cpu_engine_runtime as engine_format  # noqa: E402
 import tritonfleet_cpu_model as cpu_model  # noqa: E402
 
 NVIDIA_SMI = "/usr/bin/nvidia-smi"
@@ -57,17 +59,21 @@ def _mpi_world():
 
 def _engine_layout(engine_dir):
     """(tp, pp) the engine was built for, read as the TensorRT-LLM runtime of its era reads it."""
-    path = os.path.join(engine_dir, "config.json")
+    path = os.path.join(engine_dir, engine_format.ENGINE_CONFIG)
     try:
         with open(path, encoding="utf-8") as handle:
             config = json.load(handle)
     except (OSError, ValueError) as exc:
         raise ValueError("[TensorRT-LLM][ERROR] cannot read the engine configuration %s: %s" % (path, exc))
+    # v0.7 engines say it in builder_config (the stand-in's build.py writes it
+    # too); later ones, and the CPU engine format, in pretrained_config.mapping.
     builder = config.get("builder_config") or {}
     if "tensor_parallel" in builder:
         return int(builder["tensor_parallel"]), int(builder.get("pipeline_parallel", 1))
-    mapping = (config.get("pretrained_config") or {}).get("mapping") or {}
-    return int(mapping.get("tp_size", 1)), int(mapping.get("pp_size", 1))
+    try:
+        return engine_format.engine_mapping(config)
+    except (KeyError, TypeError, ValueError):
+        return 1, 1  # one rank, as TensorRT-LLM assumes; loading the engine then says what is wrong
 
 
 def _visible_gpus():
