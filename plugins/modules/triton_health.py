@@ -202,7 +202,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_text
 from ansible.module_utils.six import string_types
 
-from ansible_collections.tritonfleet.serving.plugins.module_utils.triton import (
+from ansible_collections.tritonfleet.serving.plugins.module_utils.triton_client import (
     Deadline,
     describe_model,
     error_text,

@@ -230,17 +230,19 @@ skipped:
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_text
 
-from ansible_collections.tritonfleet.serving.plugins.module_utils.triton import (
-    DATATYPES,
+from ansible_collections.tritonfleet.serving.plugins.module_utils.triton_client import (
     TritonError,
+    normalize_url,
+    one_line,
+    require_tritonclient,
+)
+from ansible_collections.tritonfleet.serving.plugins.module_utils.triton_generate import (
+    DATATYPES,
     build_generation_inputs,
     generate_request_body,
     grpc_generate,
     http_generate,
     http_infer,
-    normalize_url,
-    one_line,
-    require_tritonclient,
     text_matches,
 )
 

@@ -16,7 +16,7 @@ import pytest
 
 
 from ansible_collections.tritonfleet.serving.plugins.module_utils import processes
-from ansible_collections.tritonfleet.serving.plugins.module_utils import triton as tu
+from ansible_collections.tritonfleet.serving.plugins.module_utils import triton_client as tu
 from ansible_collections.tritonfleet.serving.plugins.modules import triton_health
 from ansible_collections.tritonfleet.serving.tests.unit.utils.ansible_module_harness import run_module
 

@@ -18,7 +18,7 @@ import pytest
 
 from ansible.module_utils.six.moves.urllib.error import HTTPError, URLError
 
-from ansible_collections.tritonfleet.serving.plugins.module_utils import triton as tu
+from ansible_collections.tritonfleet.serving.plugins.module_utils import triton_generate as tu
 from ansible_collections.tritonfleet.serving.plugins.modules import triton_infer
 from ansible_collections.tritonfleet.serving.tests.unit.utils.ansible_module_harness import run_module
 
