@@ -199,6 +199,52 @@ def readonly_bind(path):
     return {"type": "bind", "source": path, "target": path, "read_only": True}
 
 
+def _holder(listener):
+    pid = _as_int(listener.get("pid") or 0, "pid of a listener")
+    if pid > 0:
+        return "%s (pid %d)" % (listener.get("name") or "a process", pid)
+    # ss and netstat name a socket's process only to root and to the process' own user
+    return "a process of another user"
+
+
+def triton_busy_ports(instances, listeners, own_ports=None, own_pids=None):
+    """Return one problem per instance port another program listens on (empty when all are free).
+
+    ``listeners`` is the ``tcp_listen`` list of community.general.listen_ports_facts
+    (``port``, ``pid``, ``name``; pid 0 when the tool could not see the owner).
+    A listener on any address counts: the server binds its ports on
+    ``servers_listen_address``, by default every address. Ports the role's
+    own servers hold are theirs to keep and are left out: ``own_ports`` (the
+    ports the role's running containers publish) and, per instance, the
+    ports its own process holds, whose pid ``own_pids`` gives (``{instance
+    name: pid}``, from the process runtime's pid files).
+    """
+    own_ports = set(_as_int(p, "own port") for p in (own_ports or []))
+    own_pids = own_pids or {}
+    by_port = {}
+    for listener in listeners or []:
+        by_port.setdefault(_as_int(listener.get("port"), "port of a listener"), []).append(listener)
+    problems = []
+    for inst in instances:
+        own_pid = str(own_pids.get(inst["name"], "")).strip()
+        own_pid = int(own_pid) if own_pid.isdigit() and int(own_pid) > 0 else None
+        for kind in PORT_KINDS:
+            port = _as_int(inst[kind], "%s of %s" % (kind, inst["name"]))
+            if port in own_ports:
+                continue
+            holders = []
+            for listener in by_port.get(port, []):
+                if own_pid is not None and _as_int(listener.get("pid") or 0, "pid of a listener") == own_pid:
+                    continue
+                holder = _holder(listener)
+                if holder not in holders:
+                    holders.append(holder)
+            if holders:
+                problems.append("%s: port %d already in use by %s (its %s)"
+                                % (inst["name"], port, ", ".join(holders), kind))
+    return problems
+
+
 def docker_log_lines(lines):
     """Lines of Docker's json-file log (``{"log": "...", "stream": ..., "time": ...}``) as the text they carry.
 
@@ -225,6 +271,7 @@ class FilterModule(object):
         return {
             "triton_instances": triton_instances,
             "triton_instance_conflicts": triton_instance_conflicts,
+            "triton_busy_ports": triton_busy_ports,
             "triton_server_command": triton_server_command,
             "readonly_bind": readonly_bind,
             "docker_log_lines": docker_log_lines,

@@ -2,7 +2,7 @@ import pytest
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.tritonfleet.serving.plugins.filter.serving import (
-    triton_instance_conflicts, triton_instances)
+    triton_busy_ports, triton_instance_conflicts, triton_instances)
 
 
 def test_instances_get_ports_and_prefix_from_base_and_index():
@@ -105,3 +105,45 @@ def test_docker_log_lines_unwraps_json_file_entries_and_keeps_plain_lines():
              "plain line", "{not json"]
     assert docker_log_lines(lines) == ['I1125 model "tensorrt_llm" UNAVAILABLE', "plain line", "{not json"]
     assert docker_log_lines(None) == []
+
+
+def _listener(port, pid=0, name="", address="0.0.0.0"):
+    # one entry of community.general.listen_ports_facts' tcp_listen
+    return {"address": address, "port": port, "pid": pid, "name": name, "protocol": "tcp", "stime": "", "user": ""}
+
+
+def test_busy_ports_name_the_instance_the_port_its_kind_and_the_holder():
+    instances = triton_instances(2)
+    listeners = [_listener(22, 1, "sshd"), _listener(8011, 4939, "python3", "127.0.0.1"),
+                 _listener(8011, 4939, "python3", "::1"), _listener(8002)]
+    assert triton_busy_ports(instances, listeners) == [
+        "triton0: port 8002 already in use by a process of another user (its metrics_port)",
+        "triton1: port 8011 already in use by python3 (pid 4939) (its grpc_port)",
+    ]
+    assert triton_busy_ports(instances, [_listener(22, 1, "sshd")]) == []
+    assert triton_busy_ports(instances, []) == []
+
+
+def test_ports_of_the_roles_own_containers_are_left_out():
+    instances = triton_instances(1)
+    listeners = [_listener(8000, 77, "docker-proxy"), _listener(8001, 77, "docker-proxy"), _listener(8002, 78, "nginx")]
+    assert triton_busy_ports(instances, listeners, own_ports=[8000, "8001"]) == [
+        "triton0: port 8002 already in use by nginx (pid 78) (its metrics_port)"]
+
+
+def test_ports_an_instances_own_process_holds_are_left_out_for_that_instance_only():
+    instances = triton_instances(2)
+    listeners = [_listener(8000, 100, "tritonserver"), _listener(8010, 100, "tritonserver"), _listener(8012, 200, "x")]
+    # pid files are read as text: "100\n"
+    assert triton_busy_ports(instances, listeners, own_pids={"triton0": "100\n", "triton1": 101}) == [
+        "triton1: port 8010 already in use by tritonserver (pid 100) (its http_port)",
+        "triton1: port 8012 already in use by x (pid 200) (its metrics_port)",
+    ]
+    # a pid file without a pid protects nothing; an owner ss cannot see is never the instance's own
+    assert len(triton_busy_ports(instances[:1], [_listener(8000)], own_pids={"triton0": ""})) == 1
+    assert len(triton_busy_ports(instances[:1], [_listener(8000)], own_pids={"triton0": "0"})) == 1
+
+
+def test_busy_ports_refuse_a_listener_without_a_port_number():
+    with pytest.raises(AnsibleFilterError, match="port of a listener"):
+        triton_busy_ports(triton_instances(1), [{"port": "x", "pid": 1}])
