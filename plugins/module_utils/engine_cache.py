@@ -23,6 +23,13 @@ import socket
 import tempfile
 import time
 
+from ansible_collections.tritonfleet.serving.plugins.module_utils.hashing import tree_digest
+
+try:
+    from ansible_collections.tritonfleet.serving.plugins.module_utils import cpu_reference
+except ImportError:  # pragma: no cover - only where the module_utils file is broken
+    cpu_reference = None
+
 MANIFEST = "tritonfleet-engine.json"
 
 # The options of the modules that build or stage engines in this cache
@@ -33,6 +40,8 @@ CACHE_ARGUMENT_SPEC = dict(
     checkpoint_dir=dict(type="path", required=True),
     tp_size=dict(type="int", default=1),
     pp_size=dict(type="int", default=1),
+    command=dict(type="list", elements="str", default=[]),
+    build_args=dict(type="dict", default={}),
     key_inputs=dict(type="dict", default={}, no_log=False),
     keep=dict(type="int", default=2),
 )
@@ -41,6 +50,80 @@ HASH_MEMO = ".tritonfleet-file-hashes.json"
 
 def cache_key(inputs):
     return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
+
+
+def builder_version(builder):
+    """The version of a builder that runs in this process, or None.
+
+    A different builder makes a different engine from the same inputs, so its
+    version is part of the key. Only the in-process cpu_reference builder has
+    a version the module can read; the version of a builder that runs in a
+    container is the image and TensorRT-LLM version its caller puts in
+    key_inputs.
+    """
+    if builder != "cpu_reference":
+        return None
+    if cpu_reference is None:
+        raise ValueError("the cpu_reference builder could not be imported, so its version is unknown")
+    # Its version is the version of the engine format it writes. No silent
+    # default: a missing version would change every key without a word.
+    # (The format moved from cpu_reference into cpu_engine_runtime, which
+    # cpu_reference imports as engine_format; both give "1".)
+    return getattr(cpu_reference, "engine_format", cpu_reference).FORMAT_VERSION
+
+
+def engine_inputs(checkpoint_sha256, builder, command, tp_size, pp_size, build_args, key_inputs):
+    """Everything an engine is built from, as hashed into its key and recorded in its manifest.
+
+    engine_build and engine_cache both key their engines with this, so one
+    engine has one key whichever module built, planned or received it.
+    """
+    return dict(
+        checkpoint_sha256=checkpoint_sha256,
+        builder=builder,
+        builder_version=builder_version(builder),
+        # No command hashes as null, the form the keys of engine_build's
+        # cpu_reference engines were made with before its default became [].
+        command=list(command) if command else None,
+        tp_size=tp_size,
+        pp_size=pp_size,
+        build_args=build_args or {},
+        key_inputs=key_inputs or {},
+    )
+
+
+class PendingCheckpoint(Exception):
+    """The checkpoint does not exist yet in check mode: an earlier task that check mode only predicted makes it."""
+
+
+def engine_key(params, check_mode=False):
+    """The inputs and key of the engine that a module's parameters describe: ``(inputs, key)``.
+
+    Raises ValueError for parameters no engine can be built from, and
+    PendingCheckpoint in check mode when the checkpoint is missing. Outside
+    check mode the per-file hashes are memoised in the cache (see tree_digest).
+    """
+    if params["tp_size"] < 1 or params["pp_size"] < 1:
+        raise ValueError("tp_size and pp_size must be at least 1 (got %d and %d)" % (params["tp_size"], params["pp_size"]))
+    if not os.path.isdir(params["checkpoint_dir"]):
+        if check_mode:
+            raise PendingCheckpoint(params["checkpoint_dir"])
+        raise ValueError("checkpoint_dir %s does not exist" % params["checkpoint_dir"])
+    memo = None if check_mode else os.path.join(params["cache_dir"], params["name"], HASH_MEMO)
+    inputs = engine_inputs(tree_digest(params["checkpoint_dir"], memo), params["builder"], params["command"],
+                           params["tp_size"], params["pp_size"], params["build_args"], params["key_inputs"])
+    return inputs, cache_key(inputs)
+
+
+def module_engine_key(module, pending):
+    """engine_key() for a module: fails it on bad parameters, and in check mode
+    before the checkpoint exists ends it with ``pending``, the result that module predicts."""
+    try:
+        return engine_key(module.params, module.check_mode)
+    except PendingCheckpoint:
+        module.exit_json(**pending)
+    except ValueError as exc:
+        module.fail_json(msg=str(exc))
 
 
 def built_manifest(key, inputs, build_seconds):
@@ -99,20 +182,33 @@ class EngineCache(object):
         staging = self.staging_for(key)
         if not os.path.isfile(os.path.join(staging, "config.json")):
             raise EngineMismatch("the build left no config.json in %s; it did not produce an engine" % staging)
-        manifest_path = os.path.join(staging, MANIFEST)
-        if os.path.exists(manifest_path):
-            with open(manifest_path) as handle:
-                manifest = json.load(handle)
-            if manifest.get("key") != key:
-                raise EngineMismatch("the engine copied into %s was built for key %s, not %s; its inputs differ "
-                                     "from this host's (checkpoint, arguments, image or GPU SKU)"
-                                     % (staging, str(manifest.get("key"))[:16], key[:16]))
+        manifest = self.staged_manifest(key)
+        if manifest is not None:
             manifest["received_from"] = received_from
             manifest["received_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         else:
             manifest = built_manifest(key, inputs, build_seconds)
         self._publish(staging, key, manifest)
         shutil.rmtree(self.work_for(key), ignore_errors=True)
+        return manifest
+
+    def staged_manifest(self, key):
+        """The manifest of the engine staged for ``key`` when it was copied from another host, else None.
+
+        Raises EngineMismatch when that manifest names another key (the engine
+        was built from other inputs); check mode asks this too, to refuse what
+        a real commit would refuse.
+        """
+        staging = self.staging_for(key)
+        manifest_path = os.path.join(staging, MANIFEST)
+        if not os.path.exists(manifest_path):
+            return None
+        with open(manifest_path) as handle:
+            manifest = json.load(handle)
+        if manifest.get("key") != key:
+            raise EngineMismatch("the engine copied into %s was built for key %s, not %s; its inputs differ "
+                                 "from this host's (checkpoint, arguments, image or GPU SKU)"
+                                 % (staging, str(manifest.get("key"))[:16], key[:16]))
         return manifest
 
     def _publish(self, staging, key, manifest):
@@ -150,8 +246,13 @@ class EngineCache(object):
             raise
         return manifest
 
-    def prune(self, keep_key, keep):
-        """Remove all but the ``keep`` most recent engines (always keeping ``keep_key``)."""
+    def prune(self, keep_key, keep, dry_run=False):
+        """Remove all but the ``keep`` most recent engines (always keeping ``keep_key``).
+
+        Returns the engine directories removed; with ``dry_run`` (check mode)
+        the ones that would be, removing nothing. ``keep_key`` need not be
+        published yet, so a dry run before a build predicts the real one.
+        """
         if not os.path.isdir(self.root):
             return []
         entries = []
@@ -159,7 +260,7 @@ class EngineCache(object):
             path = os.path.join(self.root, name)
             if name.startswith(".building-"):
                 # Leftovers of a build killed before its cleanup ran.
-                if time.time() - os.path.getmtime(path) > 24 * 3600:
+                if not dry_run and time.time() - os.path.getmtime(path) > 24 * 3600:
                     shutil.rmtree(path, ignore_errors=True)
                 continue
             if os.path.isdir(path) and os.path.exists(os.path.join(path, MANIFEST)):
@@ -168,6 +269,7 @@ class EngineCache(object):
         keep_path = self.path_for(keep_key)
         survivors = [keep_path] + [p for _unused, p in entries if p != keep_path][:max(keep - 1, 0)]
         removed = [p for _unused, p in entries if p not in survivors]
-        for path in removed:
-            shutil.rmtree(path, ignore_errors=True)
+        if not dry_run:
+            for path in removed:
+                shutil.rmtree(path, ignore_errors=True)
         return removed

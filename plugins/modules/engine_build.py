@@ -13,8 +13,7 @@ DOCUMENTATION = r"""
 module: engine_build
 short_description: Build an LLM engine once per set of inputs, into a content-addressed cache
 description:
-  - Computes a cache key from the checkpoint's contents, the builder, its arguments, the tensor and
-    pipeline parallel sizes and O(key_inputs) (image digest, GPU SKU, ...). When an engine with that key
+  - Computes the engine's cache key (see the notes for what goes into it). When an engine with that key
     is already in O(cache_dir) nothing is built and C(changed=false).
   - Otherwise the engine is built into a temporary directory beside the cache entry and renamed into
     place when the build succeeded. A failed build leaves every existing engine untouched and reports
@@ -26,7 +25,7 @@ version_added: 0.1.0
 author:
   - tritonfleet maintainers (@tritonfleet)
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
+  - tritonfleet.serving.attributes
   - tritonfleet.serving.engine_cache
 options:
   builder:
@@ -34,16 +33,6 @@ options:
     type: str
     choices: [cpu_reference, command]
     default: cpu_reference
-  command:
-    description: Argument vector for O(builder=command).
-    type: list
-    elements: str
-  build_args:
-    description:
-      - Builder arguments; part of the cache key. For V(cpu_reference) the keys C(dtype),
-        C(max_batch_size), C(max_input_len) and C(max_seq_len) are used.
-    type: dict
-    default: {}
   timeout:
     description: Seconds a O(builder=command) build may take.
     type: int
@@ -52,10 +41,14 @@ options:
     description: Where the build's output goes; defaults to C(<cache_dir>/<name>/build.log).
     type: path
 attributes:
-  platform:
-    platforms: posix
   check_mode:
     support: full
+    details:
+      - Hashes the checkpoint (without saving the per-file hash memo) and checks the arguments as a normal run
+        does. When no engine has the key it reports C(changed) and RV(built); RV(pruned) lists the engines a
+        normal run would remove. Nothing is built, written or removed.
+      - When O(checkpoint_dir) does not exist yet (an earlier task that check mode only predicted creates it),
+        it reports a build with an empty RV(cache_key).
   diff_mode:
     support: none
 """
@@ -97,7 +90,7 @@ inputs:
   returned: always
   type: dict
 pruned:
-  description: Older engine directories removed from the cache.
+  description: Older engine directories removed from the cache (in check mode, the ones that would be).
   returned: always
   type: list
   elements: str
@@ -108,8 +101,7 @@ import subprocess
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.tritonfleet.serving.plugins.module_utils.engine_cache import (
-    CACHE_ARGUMENT_SPEC, EngineCache, HASH_MEMO, cache_key)
-from ansible_collections.tritonfleet.serving.plugins.module_utils.hashing import tree_digest
+    CACHE_ARGUMENT_SPEC, EngineCache, module_engine_key)
 from ansible_collections.tritonfleet.serving.plugins.module_utils.supervisor import tail
 
 try:
@@ -143,60 +135,43 @@ def pending_result(cache):
                 inputs={}, pruned=[])
 
 
+def validate_cpu_reference(module, params):
+    """Refuse a checkpoint or build_args the in-process builder cannot build (in check mode too)."""
+    if cpu_reference is None:
+        module.fail_json(msg="the CPU reference builder could not be imported")
+    try:
+        cpu_reference.validate_checkpoint(params["checkpoint_dir"])
+    except cpu_reference.CheckpointError as exc:
+        module.fail_json(msg=str(exc))
+    unknown = set(params["build_args"]) - set(CPU_BUILD_ARGS)
+    if unknown:
+        module.fail_json(msg="build_args %s are not understood by the cpu_reference builder; it takes %s"
+                             % (", ".join(sorted(unknown)), ", ".join(CPU_BUILD_ARGS)))
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
             CACHE_ARGUMENT_SPEC,
             builder=dict(type="str", choices=["cpu_reference", "command"], default="cpu_reference"),
-            command=dict(type="list", elements="str"),
-            build_args=dict(type="dict", default={}),
             timeout=dict(type="int", default=7200),
             log_file=dict(type="path"),
         ),
-        required_if=[("builder", "command", ("command",))],
         supports_check_mode=True,
     )
     p = module.params
-    if p["tp_size"] < 1 or p["pp_size"] < 1:
-        module.fail_json(msg="tp_size and pp_size must be at least 1 (got %d and %d)" % (p["tp_size"], p["pp_size"]))
-    if not os.path.isdir(p["checkpoint_dir"]):
-        if module.check_mode:
-            # The checkpoint comes from an earlier task that check mode only predicted.
-            module.exit_json(**pending_result(EngineCache(p["cache_dir"], p["name"])))
-        module.fail_json(msg="checkpoint_dir %s does not exist" % p["checkpoint_dir"])
-
-    if p["builder"] == "cpu_reference":
-        if cpu_reference is None:
-            module.fail_json(msg="the CPU reference builder could not be imported")
-        try:
-            cpu_reference.validate_checkpoint(p["checkpoint_dir"])
-        except cpu_reference.CheckpointError as exc:
-            module.fail_json(msg=str(exc))
-        unknown = set(p["build_args"]) - set(CPU_BUILD_ARGS)
-        if unknown:
-            module.fail_json(msg="build_args %s are not understood by the cpu_reference builder; it takes %s"
-                                 % (", ".join(sorted(unknown)), ", ".join(CPU_BUILD_ARGS)))
-
+    if p["builder"] == "command" and not p["command"]:
+        module.fail_json(msg="builder is command but command is empty: give the build's argument vector")
     cache = EngineCache(p["cache_dir"], p["name"])
-    memo = os.path.join(cache.root, HASH_MEMO) if not module.check_mode else None
-    inputs = dict(
-        checkpoint_sha256=tree_digest(p["checkpoint_dir"], memo),
-        builder=p["builder"],
-        builder_version=getattr(cpu_reference, "FORMAT_VERSION", None) if p["builder"] == "cpu_reference" else None,
-        command=p["command"],
-        tp_size=p["tp_size"],
-        pp_size=p["pp_size"],
-        build_args=p["build_args"],
-        key_inputs=p["key_inputs"],
-    )
-    key = cache_key(inputs)
+    inputs, key = module_engine_key(module, pending_result(cache))
+    if p["builder"] == "cpu_reference":
+        validate_cpu_reference(module, p)
     result = dict(changed=False, built=False, cache_key=key, engine_dir=cache.path_for(key), inputs=inputs, pruned=[])
 
     manifest = cache.lookup(key)
     if manifest is None:
         result.update(changed=True, built=True)
-        if module.check_mode:
-            module.exit_json(**result)
+    if manifest is None and not module.check_mode:
         log_file = p["log_file"] or os.path.join(cache.root, "build.log")
         os.makedirs(os.path.dirname(log_file), exist_ok=True)
 
@@ -218,10 +193,10 @@ def main():
         except BuildFailed as exc:
             module.fail_json(msg="engine %s: %s; existing engines were left in place" % (p["name"], exc),
                              log_tail=tail(log_file), **result)
-    result["build_seconds"] = manifest.get("build_seconds")
-    if not module.check_mode:
-        result["pruned"] = cache.prune(key, p["keep"])
-        result["changed"] = result["changed"] or bool(result["pruned"])
+    if manifest is not None:
+        result["build_seconds"] = manifest.get("build_seconds")
+    result["pruned"] = cache.prune(key, p["keep"], dry_run=module.check_mode)
+    result["changed"] = result["changed"] or bool(result["pruned"])
     module.exit_json(**result)
 
 

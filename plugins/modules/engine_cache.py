@@ -15,9 +15,8 @@ description:
   - The steps of an engine build whose work runs elsewhere, typically a TensorRT-LLM container started by
     M(community.docker.docker_container), around the same content-addressed cache as
     M(tritonfleet.serving.engine_build).
-  - V(plan) computes the cache key from the checkpoint's contents, the builder, its command, arguments,
-    tensor/pipeline parallel sizes and O(key_inputs) (image, GPU SKU, TensorRT-LLM version), and says whether
-    that engine is already in the cache. It changes nothing.
+  - V(plan) computes the engine's cache key (see the notes for what goes into it) and says whether that
+    engine is already in the cache. It changes nothing.
   - V(stage) creates empty staging and work directories for the key; the build writes into the staging one.
   - V(commit) publishes the staging directory under the key by renaming it into place, with a manifest that
     records the inputs and the host that built it, and prunes older engines. A staging directory that already
@@ -28,7 +27,7 @@ version_added: 0.2.0
 author:
   - tritonfleet maintainers (@tritonfleet)
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
+  - tritonfleet.serving.attributes
   - tritonfleet.serving.engine_cache
 options:
   step:
@@ -40,15 +39,6 @@ options:
     description: Label of the build method (for example V(container:build_py)); part of the key.
     type: str
     default: container
-  command:
-    description: The build's argument vector as run inside the container; part of the key.
-    type: list
-    elements: str
-    default: []
-  build_args:
-    description: Builder arguments; part of the key.
-    type: dict
-    default: {}
   build_seconds:
     description: Duration of the build, recorded in the manifest by V(commit).
     type: float
@@ -56,11 +46,16 @@ options:
     description: Host the staged engine was copied from, recorded by V(commit).
     type: str
 attributes:
-  platform:
-    platforms: posix
   check_mode:
     support: full
-    details: V(stage), V(commit) and V(abort) report the change they would make and make none.
+    details:
+      - V(plan) runs as in a normal run, except that the per-file hash memo is not saved.
+      - V(stage), V(commit) and V(abort) report the change they would make and make none. V(commit) lists in
+        RV(pruned) the engines it would remove, and fails as a normal run does when no engine is staged or
+        published for the key, or when the staged engine's manifest names another key. It does not look for the
+        staged C(config.json), which the build that check mode skipped would have written.
+      - When O(checkpoint_dir) does not exist yet (an earlier task that check mode only predicted creates it),
+        every step but V(plan) reports a change, with an empty RV(cache_key).
   diff_mode:
     support: none
 """
@@ -130,7 +125,7 @@ log_tail:
   type: list
   elements: str
 pruned:
-  description: Older engine directories removed by V(commit).
+  description: Older engine directories removed by V(commit) (in check mode, the ones it would remove).
   returned: always
   type: list
   elements: str
@@ -140,21 +135,8 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.tritonfleet.serving.plugins.module_utils.engine_cache import (
-    CACHE_ARGUMENT_SPEC, EngineCache, EngineMismatch, HASH_MEMO, cache_key)
-from ansible_collections.tritonfleet.serving.plugins.module_utils.hashing import tree_digest
+    CACHE_ARGUMENT_SPEC, EngineCache, EngineMismatch, module_engine_key)
 from ansible_collections.tritonfleet.serving.plugins.module_utils.supervisor import tail
-
-
-def build_inputs(params, checkpoint_sha256):
-    return dict(
-        checkpoint_sha256=checkpoint_sha256,
-        builder=params["builder"],
-        command=params["command"],
-        tp_size=params["tp_size"],
-        pp_size=params["pp_size"],
-        build_args=params["build_args"],
-        key_inputs=params["key_inputs"],
-    )
 
 
 def main():
@@ -163,31 +145,18 @@ def main():
             CACHE_ARGUMENT_SPEC,
             step=dict(type="str", choices=["plan", "stage", "commit", "abort"], default="plan"),
             builder=dict(type="str", default="container"),
-            command=dict(type="list", elements="str", default=[]),
-            build_args=dict(type="dict", default={}),
             build_seconds=dict(type="float"),
             received_from=dict(type="str"),
         ),
         supports_check_mode=True,
     )
     p = module.params
-    if p["tp_size"] < 1 or p["pp_size"] < 1:
-        module.fail_json(msg="tp_size and pp_size must be at least 1 (got %d and %d)" % (p["tp_size"], p["pp_size"]))
     cache = EngineCache(p["cache_dir"], p["name"])
-    if not os.path.isdir(p["checkpoint_dir"]):
-        if module.check_mode:
-            # The checkpoint comes from an earlier task that check mode only predicted:
-            # the engine is certainly missing, its key is not known yet.
-            pending = os.path.join(cache.root, "<pending>")
-            module.exit_json(changed=p["step"] != "plan", cache_key="", engine_dir=pending, present=False,
-                             staging_dir=pending, work_dir=pending, log_file=pending, inputs={}, pruned=[])
-        module.fail_json(msg="checkpoint_dir %s does not exist" % p["checkpoint_dir"])
-
-    memo = None if module.check_mode else os.path.join(cache.root, HASH_MEMO)
-    if memo:
-        os.makedirs(cache.root, exist_ok=True)
-    inputs = build_inputs(p, tree_digest(p["checkpoint_dir"], memo))
-    key = cache_key(inputs)
+    # Check mode before the checkpoint exists: the engine is certainly missing, its key is not known yet.
+    pending = os.path.join(cache.root, "<pending>")
+    inputs, key = module_engine_key(module, dict(
+        changed=p["step"] != "plan", cache_key="", engine_dir=pending, present=False, staging_dir=pending,
+        work_dir=pending, log_file=pending, inputs={}, pruned=[]))
     manifest = cache.lookup(key)
     result = dict(changed=False, cache_key=key, engine_dir=cache.path_for(key), present=manifest is not None,
                   staging_dir=cache.staging_for(key), work_dir=cache.work_for(key), log_file=cache.log_for(key),
@@ -213,16 +182,17 @@ def main():
                                  % (p["name"], cache.staging_for(key), key[:16]), **result)
         if staged:
             result["changed"] = True
-            if not module.check_mode:
-                try:
+            try:
+                if module.check_mode:
+                    cache.staged_manifest(key)
+                else:
                     result["manifest"] = cache.commit(key, inputs, p["build_seconds"], p["received_from"])
-                except (EngineMismatch, ValueError) as exc:
-                    module.fail_json(msg="engine %s: %s; existing engines were left in place" % (p["name"], exc),
-                                     log_tail=tail(cache.log_for(key)), **result)
-                result["present"] = True
-        if not module.check_mode:
-            result["pruned"] = cache.prune(key, p["keep"])
-            result["changed"] = result["changed"] or bool(result["pruned"])
+                    result["present"] = True
+            except (EngineMismatch, ValueError) as exc:
+                module.fail_json(msg="engine %s: %s; existing engines were left in place" % (p["name"], exc),
+                                 log_tail=tail(cache.log_for(key)), **result)
+        result["pruned"] = cache.prune(key, p["keep"], dry_run=module.check_mode)
+        result["changed"] = result["changed"] or bool(result["pruned"])
     module.exit_json(**result)
 
 

@@ -5,7 +5,7 @@ import os
 import sys
 
 import pytest
-from ansible_module_harness import run_module
+from ansible_collections.tritonfleet.serving.tests.unit.utils.ansible_module_harness import run_module
 
 from ansible_collections.tritonfleet.serving.plugins.module_utils.cpu_tiny_checkpoint import generate_tiny_checkpoint
 from ansible_collections.tritonfleet.serving.plugins.modules import engine_build
@@ -39,6 +39,19 @@ def test_check_mode_predicts_and_writes_nothing(tmp_path, checkpoint):
     run = build(tmp_path, checkpoint, check_mode=True)
     assert run.result["changed"] and run.result["built"] and len(run.result["cache_key"]) == 64
     assert not os.path.exists(run.result["engine_dir"])
+    assert not os.path.exists(tmp_path / "engines")
+
+
+def test_check_mode_predicts_the_engines_a_build_prunes(tmp_path, checkpoint):
+    for length in (32, 48):
+        assert not build(tmp_path, checkpoint, build_args={"max_input_len": length}).failed
+    predicted = build(tmp_path, checkpoint, check_mode=True, keep=2, build_args={"max_input_len": 64})
+    assert predicted.result["built"] and len(predicted.result["pruned"]) == 1
+    assert os.path.isdir(predicted.result["pruned"][0])
+    real = build(tmp_path, checkpoint, keep=2, build_args={"max_input_len": 64})
+    assert real.result["pruned"] == predicted.result["pruned"]
+    unchanged = build(tmp_path, checkpoint, check_mode=True, keep=2, build_args={"max_input_len": 64})
+    assert unchanged.result["changed"] is False and unchanged.result["pruned"] == []
 
 
 def test_other_args_change_the_key_and_old_engines_are_pruned(tmp_path, checkpoint):

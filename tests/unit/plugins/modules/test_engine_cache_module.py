@@ -4,7 +4,7 @@ import json
 import os
 
 import pytest
-from ansible_module_harness import run_module
+from ansible_collections.tritonfleet.serving.tests.unit.utils.ansible_module_harness import run_module
 
 from ansible_collections.tritonfleet.serving.plugins.module_utils.engine_cache import MANIFEST
 from ansible_collections.tritonfleet.serving.plugins.modules import engine_cache
@@ -137,3 +137,43 @@ def test_check_mode_before_the_checkpoint_exists_predicts_a_build(tmp_path):
     real = run_module(engine_cache.main, args(tmp_path, missing, step="plan"))
     assert real.failed and "does not exist" in real.result["msg"]
     assert not (tmp_path / "a").exists()
+
+
+@pytest.mark.parametrize("builder,command", [("command", ["/bin/sh", "-c", "build {output_dir}"]),
+                                             ("cpu_reference", None)])
+def test_engine_build_and_engine_cache_give_one_engine_one_key(tmp_path, builder, command):
+    from ansible_collections.tritonfleet.serving.plugins.modules import engine_build, tiny_checkpoint
+
+    checkpoint = str(tmp_path / "tiny")
+    assert not run_module(tiny_checkpoint.main, dict(path=checkpoint)).failed
+    same = dict(name="tiny", cache_dir=str(tmp_path / "engines"), checkpoint_dir=checkpoint, builder=builder,
+                tp_size=1, pp_size=1, build_args={"max_input_len": 64}, key_inputs={"gpu_sku": "cpu"})
+    if command:
+        same["command"] = command
+    built = run_module(engine_build.main, dict(same), check_mode=True)
+    planned = run_module(engine_cache.main, dict(same, step="plan"))
+    assert not built.failed and not planned.failed, (built.result, planned.result)
+    assert planned.result["inputs"] == built.result["inputs"]
+    assert planned.result["cache_key"] == built.result["cache_key"] and len(built.result["cache_key"]) == 64
+    assert planned.result["engine_dir"] == built.result["engine_dir"]
+
+
+def test_check_mode_commit_predicts_pruning_and_refuses_a_foreign_engine(tmp_path, checkpoint):
+    for length in (1, 2, 3):
+        step(tmp_path, checkpoint, "stage", build_args={"n": length})
+        fake_build(step(tmp_path, checkpoint, "plan", build_args={"n": length}).result["staging_dir"])
+        step(tmp_path, checkpoint, "commit", build_args={"n": length}, keep=5)
+    staged = step(tmp_path, checkpoint, "stage", build_args={"n": 4})
+    fake_build(staged.result["staging_dir"])
+    predicted = step(tmp_path, checkpoint, "commit", check_mode=True, build_args={"n": 4}, keep=2)
+    assert predicted.result["changed"] and len(predicted.result["pruned"]) == 2
+    assert all(os.path.isdir(path) for path in predicted.result["pruned"])
+    committed = step(tmp_path, checkpoint, "commit", build_args={"n": 4}, keep=2)
+    assert committed.result["pruned"] == predicted.result["pruned"]
+    # An engine copied in from a host whose inputs differ: check mode refuses it as a real commit does.
+    staged = step(tmp_path, checkpoint, "stage", build_args={"n": 5})
+    fake_build(staged.result["staging_dir"])
+    with open(os.path.join(staged.result["staging_dir"], MANIFEST), "w") as handle:
+        json.dump({"key": "f" * 64}, handle)
+    refused = step(tmp_path, checkpoint, "commit", check_mode=True, build_args={"n": 5})
+    assert refused.failed and "inputs differ" in refused.result["msg"]
