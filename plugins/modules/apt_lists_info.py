@@ -23,7 +23,8 @@ version_added: 0.4.0
 author:
   - tritonfleet maintainers (@tritonfleet)
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
+  - tritonfleet.serving.attributes
+  - tritonfleet.serving.attributes.info_module
 options:
   packages:
     description: The packages about to be installed.
@@ -51,11 +52,6 @@ options:
 attributes:
   platform:
     platforms: debian
-  check_mode:
-    support: full
-    details: Reads the same files and asks C(apt-cache policy) as in a real run.
-  diff_mode:
-    support: none
 requirements:
   - apt-cache on the host
 """

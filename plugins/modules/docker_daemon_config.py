@@ -65,14 +65,17 @@ options:
     type: bool
     default: false
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
+  - tritonfleet.serving.attributes
 attributes:
-  platform:
-    platforms: posix
   check_mode:
     support: full
+    details:
+      - Reads and validates the file and reports the change, with its diff under C(--diff); writes nothing and
+        makes no backup.
   diff_mode:
     support: full
+    details:
+      - The diff is the file's text before and after, as the module writes it (indented with four spaces).
 notes:
   - Docker reads C(daemon.json) when it starts. Restart the C(docker) service after a change.
   - A key given both in C(daemon.json) and as a C(dockerd) command-line flag (for example in a

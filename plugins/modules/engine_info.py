@@ -26,7 +26,8 @@ version_added: 0.2.0
 author:
   - tritonfleet maintainers (@tritonfleet)
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
+  - tritonfleet.serving.attributes
+  - tritonfleet.serving.attributes.info_module
 options:
   engine_dir:
     description: The engine directory (C(config.json) and C(rank*.engine)).
@@ -45,13 +46,6 @@ options:
     description: Fail when a value differs; with V(false) the mismatches are only returned.
     type: bool
     default: true
-attributes:
-  platform:
-    platforms: posix
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
 """
 
 EXAMPLES = r"""

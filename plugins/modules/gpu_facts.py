@@ -22,7 +22,6 @@ description:
     C(tritonfleet_accelerator=cpu) and a RV(reason); set O(require_gpu=true) to fail instead.
   - Any other C(nvidia-smi) failure (for example C(Driver/library version mismatch) after a driver
     upgrade without a reboot) fails the module, so that a broken GPU host is never mistaken for a CPU host.
-  - The module only reads; it never reports a change.
 author:
   - tritonfleet maintainers (@tritonfleet)
 options:
@@ -45,17 +44,9 @@ options:
     type: bool
     default: false
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
-  - ansible.builtin.action_common_attributes.facts
-attributes:
-  platform:
-    platforms: posix
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
-  facts:
-    support: full
+  - tritonfleet.serving.attributes
+  - tritonfleet.serving.attributes.info_module
+  - tritonfleet.serving.attributes.facts
 notes:
   - C(index) of each GPU is its position in C(nvidia-smi)'s listing, which is the NVML index used by
     C(nvidia-smi -i), C(CUDA_VISIBLE_DEVICES) and Docker C(--gpus device=N). C(minor_number) (the N

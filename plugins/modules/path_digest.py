@@ -15,25 +15,18 @@ description:
   - Hashes relative paths and contents of every file under each path (C(__pycache__) and hidden directories
     skipped), for use as a container label or a restart trigger that changes exactly when the contents do,
     whichever run changed them.
-  - Read-only; never reports a change.
 version_added: 0.2.0
 author:
   - tritonfleet maintainers (@tritonfleet)
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
+  - tritonfleet.serving.attributes
+  - tritonfleet.serving.attributes.info_module
 options:
   paths:
     description: Files or directories; missing paths hash as absent.
     type: list
     elements: path
     required: true
-attributes:
-  platform:
-    platforms: posix
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
 """
 
 EXAMPLES = r"""

@@ -27,7 +27,7 @@ version_added: 0.1.0
 author:
   - tritonfleet maintainers (@tritonfleet)
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
+  - tritonfleet.serving.attributes
 options:
   name:
     description: Service name; names the pid and state files.
@@ -75,12 +75,16 @@ options:
     type: float
     default: 1.0
 attributes:
-  platform:
-    platforms: posix
   check_mode:
     support: full
+    details:
+      - Reads the pid and state files and reports RV(action) (started, stopped, restarted or none) and its
+        RV(reason) as a normal run would; starts and stops nothing.
+      - The ports in O(ports) are checked in check mode too, and a busy one fails the task as in a normal run.
   diff_mode:
     support: full
+    details:
+      - The diff is the service's state before and after (stopped, or running with its pid and command line).
 """
 
 EXAMPLES = r"""

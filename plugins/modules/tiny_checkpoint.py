@@ -23,7 +23,7 @@ version_added: 0.1.0
 author:
   - tritonfleet maintainers (@tritonfleet)
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
+  - tritonfleet.serving.attributes
 options:
   path:
     description: Checkpoint directory.
@@ -42,10 +42,11 @@ options:
     type: int
     default: 2
 attributes:
-  platform:
-    platforms: posix
   check_mode:
     support: full
+    details:
+      - Compares the options with the marker file of an existing checkpoint and reports RV(generated) and
+        C(changed) when a normal run would generate it; writes nothing.
   diff_mode:
     support: none
 """

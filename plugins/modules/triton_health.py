@@ -18,20 +18,14 @@ description:
   - Per-model state and reason come from the model repository index, readiness from the model ready API.
   - On failure the message names the URL and every model that is not ready with its state and reason,
     and the tail of the server's log (O(log_file)) is returned in RV(log_tail).
-  - Read-only. It never reports a change, and check mode runs the same checks.
 author:
   - tritonfleet maintainers (@tritonfleet)
 requirements:
   - tritonclient[http] for O(protocol=http), tritonclient[grpc] for O(protocol=grpc)
 extends_documentation_fragment:
+  - tritonfleet.serving.attributes
+  - tritonfleet.serving.attributes.info_module
   - tritonfleet.serving.triton
-attributes:
-  check_mode:
-    support: full
-    description: Only reads; check mode polls exactly as a normal run does.
-  diff_mode:
-    support: none
-    description: Nothing is changed, so there is no diff.
 options:
   protocol:
     description: Protocol to talk to the server with.

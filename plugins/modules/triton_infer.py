@@ -21,21 +21,26 @@ description:
   - Over HTTP it uses Triton's generate extension (C(/v2/models/<model>/generate), or C(generate_stream)
     read as server-sent events when O(stream=true)), or plain KServe v2 inference with O(http_endpoint=infer)
     for models that are not decoupled.
-  - Read-only, it never reports a change. In check mode the request is B(not) sent (inference costs GPU time
-    and moves the server's metrics); the module returns RV(skipped=true) and the request it would have sent.
+  - It never reports a change. Check mode does not send the request (see the C(check_mode) attribute).
 author:
   - tritonfleet maintainers (@tritonfleet)
 requirements:
   - tritonclient[grpc] and numpy for O(protocol=grpc); tritonclient[http] and numpy for O(http_endpoint=infer)
 extends_documentation_fragment:
+  - tritonfleet.serving.attributes
   - tritonfleet.serving.triton
 attributes:
   check_mode:
-    support: full
-    description: The request is not sent in check mode.
+    support: partial
+    details:
+      - The request is B(not) sent in check mode, because inference costs GPU time and moves the server's
+        metrics. The arguments and O(url) are checked as in a normal run; the module then returns
+        RV(skipped=true), RV(endpoint) and the RV(request) it would have sent, without RV(text).
+      - O(expect_text) and O(min_responses) are not checked, and the server is not contacted.
   diff_mode:
-    support: none
-    description: Nothing is changed, so there is no diff.
+    support: N/A
+    details:
+      - The module changes nothing, so there is nothing to diff.
 options:
   protocol:
     description: Protocol to send the request with.

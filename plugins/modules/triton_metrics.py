@@ -19,8 +19,7 @@ description:
   - Parsing uses C(prometheus_client)'s parser when it is installed on the managed host and a built-in
     parser otherwise; both give the same results.
   - Optional O(assertions) compare series with fixed values or with an earlier scrape (O(baseline)); the
-    module fails, listing them, when any assertion fails.
-  - The module only reads; it never reports a change.
+    module fails, listing them, when any assertion fails, in check mode too.
 author:
   - tritonfleet maintainers (@tritonfleet)
 options:
@@ -112,14 +111,8 @@ options:
     choices: ['auto', 'prometheus_client', 'builtin']
     default: auto
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
-attributes:
-  platform:
-    platforms: posix
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
+  - tritonfleet.serving.attributes
+  - tritonfleet.serving.attributes.info_module
 notes:
   - Values that are NaN or infinite are returned as null and left out of sums.
   - RV(totals) adds up every selected series of a name, whatever its other labels (for example
