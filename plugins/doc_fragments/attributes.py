@@ -50,3 +50,14 @@ attributes:
     description: Returns C(ansible_facts), which update the host's facts for the rest of the play.
     support: full
 """
+
+    # The modules of the engine action group (meta/runtime.yml).
+    ACTIONGROUP_ENGINE = r"""
+options: {}
+attributes:
+  action_group:
+    description: One C(module_defaults) entry, C(group/tritonfleet.serving.engine), can set this module's options.
+    support: full
+    membership:
+      - tritonfleet.serving.engine
+"""

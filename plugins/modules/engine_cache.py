@@ -28,6 +28,7 @@ author:
   - tritonfleet maintainers (@tritonfleet)
 extends_documentation_fragment:
   - tritonfleet.serving.attributes
+  - tritonfleet.serving.attributes.actiongroup_engine
   - tritonfleet.serving.engine_cache
 options:
   step:
