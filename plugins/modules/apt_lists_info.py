@@ -18,7 +18,6 @@ description:
   - The lists must be read again when there are none, when the sources differ from the ones recorded in
     O(sources_record) (a digest of the sources files' contents, written by the caller after an update), or
     when a package of O(packages) is neither installed nor has an install candidate.
-  - Read-only; never reports a change.
 version_added: 0.4.0
 author:
   - tritonfleet maintainers (@tritonfleet)
