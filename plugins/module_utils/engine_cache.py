@@ -67,9 +67,7 @@ def builder_version(builder):
         raise ValueError("the cpu_reference builder could not be imported, so its version is unknown")
     # Its version is the version of the engine format it writes. No silent
     # default: a missing version would change every key without a word.
-    # (The format moved from cpu_reference into cpu_engine_runtime, which
-    # cpu_reference imports as engine_format; both give "1".)
-    return getattr(cpu_reference, "engine_format", cpu_reference).FORMAT_VERSION
+    return cpu_reference.engine_format.FORMAT_VERSION
 
 
 def engine_inputs(checkpoint_sha256, builder, command, tp_size, pp_size, build_args, key_inputs):
