@@ -5,9 +5,17 @@
 
 The role copies this file into the version directory of each Python model
 (preprocessing, postprocessing, tensorrt_llm_bls), next to its model.py.
+The Triton utilities (``pb_utils``) exist only inside the server; the
+helpers that need them take them as an argument, so a model's tests can put
+a fake in its place.
 """
 
 import os
+
+try:  # only present inside the Triton Python backend stub
+    import triton_python_backend_utils as pb_utils
+except ImportError:  # pragma: no cover - unit tests import the models' helpers directly
+    pb_utils = None
 
 
 TRUE_STRINGS = ("1", "true", "t", "yes", "y", "on")
@@ -48,3 +56,26 @@ def load_tokenizer(tokenizer_dir, tokenizer_type="auto", trust_remote_code=True)
     elif tokenizer_type not in ("auto", "t5", "", None):
         raise ValueError(f"unexpected tokenizer_type {tokenizer_type!r} (auto, llama or t5)")
     return AutoTokenizer.from_pretrained(tokenizer_dir, **kwargs)
+
+
+def tokenizer_from_parameters(params):
+    """The tokenizer a model's parameters name (tokenizer_dir, tokenizer_type, trust_remote_code)."""
+    return load_tokenizer(
+        params.get("tokenizer_dir", ""),
+        params.get("tokenizer_type", "auto") or "auto",
+        parse_bool(params.get("trust_remote_code"), True),
+    )
+
+
+def request_inputs(pb, request, names):
+    """The named input tensors of a request as numpy arrays, None for those not sent."""
+    inputs = {}
+    for name in names:
+        tensor = pb.get_input_tensor_by_name(request, name)
+        inputs[name] = None if tensor is None else tensor.as_numpy()
+    return inputs
+
+
+def error_response(pb, model, error):
+    """The response that answers one failed request; the model keeps serving."""
+    return pb.InferenceResponse(output_tensors=[], error=pb.TritonError(f"{model}: {error}"))

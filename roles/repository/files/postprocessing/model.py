@@ -11,9 +11,9 @@ When tensorrt_llm streams, each response carries only the new tokens; they
 are decoded on their own (skip_special_tokens by default), so a streaming
 client concatenates the text pieces. Absent log probs come back as zeros.
 
-The helpers are plain functions so they can be tested without Triton; the
-Triton utilities are imported only when the model runs inside the server.
-A bad request gets an error response; it never takes the model down.
+The helpers are plain functions, tested without Triton (tritonfleet_model_utils
+brings the Triton utilities inside the server). A bad request gets an error
+response; it never takes the model down.
 """
 
 import json
@@ -22,18 +22,13 @@ import sys
 
 import numpy as np
 
-try:  # only present inside the Triton Python backend stub
-    import triton_python_backend_utils as pb_utils
-except ImportError:  # pragma: no cover - unit tests import the helpers directly
-    pb_utils = None
-
-# Triton loads model.py by path; its sibling tritonfleet_model_utils.py is
-# importable only once this directory is on sys.path.
+# Triton loads model.py by path: put its directory on sys.path for the sibling tritonfleet_model_utils.py.
 _HERE = os.path.dirname(os.path.abspath(__file__))
 if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
 
-from tritonfleet_model_utils import load_tokenizer, model_parameters, parse_bool  # noqa: E402
+from tritonfleet_model_utils import (  # noqa: E402
+    error_response, model_parameters, parse_bool, pb_utils, request_inputs, tokenizer_from_parameters)
 
 
 def as_beams(tokens_batch):
@@ -99,11 +94,7 @@ class Postprocessor:
     """The detokenization of one model instance, independent of Triton."""
 
     def __init__(self, params):
-        self.tokenizer = load_tokenizer(
-            params.get("tokenizer_dir", ""),
-            params.get("tokenizer_type", "auto") or "auto",
-            parse_bool(params.get("trust_remote_code"), True),
-        )
+        self.tokenizer = tokenizer_from_parameters(params)
         self.skip_special_tokens = parse_bool(params.get("skip_special_tokens"), True)
 
     def __call__(self, inputs):
@@ -135,20 +126,11 @@ class TritonPythonModel:
         responses = []
         for request in requests:
             try:
-                inputs = {}
-                for name in INPUT_NAMES:
-                    tensor = pb_utils.get_input_tensor_by_name(request, name)
-                    inputs[name] = None if tensor is None else tensor.as_numpy()
-                outputs = self.postprocessor(inputs)
+                outputs = self.postprocessor(request_inputs(pb_utils, request, INPUT_NAMES))
                 tensors = [pb_utils.Tensor(name, value) for name, value in outputs.items()]
                 responses.append(pb_utils.InferenceResponse(output_tensors=tensors))
             except Exception as error:  # noqa: BLE001 - one bad request must not fail the batch
-                responses.append(
-                    pb_utils.InferenceResponse(
-                        output_tensors=[],
-                        error=pb_utils.TritonError(f"postprocessing: {error}"),
-                    )
-                )
+                responses.append(error_response(pb_utils, "postprocessing", error))
         return responses
 
     def finalize(self):

@@ -16,9 +16,9 @@ both padded (ids with 0, offsets with -1) to the longest row of the batch.
 Each string of a BAD_WORDS_DICT/STOP_WORDS_DICT row may hold several words
 separated by commas (CSV quoting keeps a comma inside a word).
 
-The helpers are plain functions so they can be tested without Triton; the
-Triton utilities are imported only when the model runs inside the server.
-A bad request gets an error response; it never takes the model down.
+The helpers are plain functions, tested without Triton (tritonfleet_model_utils
+brings the Triton utilities inside the server). A bad request gets an error
+response; it never takes the model down.
 """
 
 import csv
@@ -28,18 +28,13 @@ import sys
 
 import numpy as np
 
-try:  # only present inside the Triton Python backend stub
-    import triton_python_backend_utils as pb_utils
-except ImportError:  # pragma: no cover - unit tests import the helpers directly
-    pb_utils = None
-
-# Triton loads model.py by path; its sibling tritonfleet_model_utils.py is
-# importable only once this directory is on sys.path.
+# Triton loads model.py by path: put its directory on sys.path for the sibling tritonfleet_model_utils.py.
 _HERE = os.path.dirname(os.path.abspath(__file__))
 if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
 
-from tritonfleet_model_utils import load_tokenizer, model_parameters, parse_bool  # noqa: E402
+from tritonfleet_model_utils import (  # noqa: E402
+    error_response, model_parameters, parse_bool, pb_utils, request_inputs, tokenizer_from_parameters)
 
 
 def default_special_ids(tokenizer):
@@ -200,11 +195,7 @@ class Preprocessor:
     """The tokenization of one model instance, independent of Triton."""
 
     def __init__(self, params):
-        self.tokenizer = load_tokenizer(
-            params.get("tokenizer_dir", ""),
-            params.get("tokenizer_type", "auto") or "auto",
-            parse_bool(params.get("trust_remote_code"), True),
-        )
+        self.tokenizer = tokenizer_from_parameters(params)
         self.add_special_tokens = parse_bool(params.get("add_special_tokens"), True)
         vocab = params.get("vocab_size", "")
         self.vocab_size = int(vocab) if str(vocab).strip() else None
@@ -268,11 +259,7 @@ class TritonPythonModel:
         responses = []
         for request in requests:
             try:
-                inputs = {}
-                for name in INPUT_NAMES:
-                    tensor = pb_utils.get_input_tensor_by_name(request, name)
-                    inputs[name] = None if tensor is None else tensor.as_numpy()
-                outputs = self.preprocessor(inputs)
+                outputs = self.preprocessor(request_inputs(pb_utils, request, INPUT_NAMES))
                 tensors = [
                     pb_utils.Tensor(name, value.astype(self.output_dtypes.get(name, value.dtype)))
                     for name, value in outputs.items()
@@ -280,12 +267,7 @@ class TritonPythonModel:
                 ]
                 responses.append(pb_utils.InferenceResponse(output_tensors=tensors))
             except Exception as error:  # noqa: BLE001 - one bad request must not fail the batch
-                responses.append(
-                    pb_utils.InferenceResponse(
-                        output_tensors=[],
-                        error=pb_utils.TritonError(f"preprocessing: {error}"),
-                    )
-                )
+                responses.append(error_response(pb_utils, "preprocessing", error))
         return responses
 
     def finalize(self):

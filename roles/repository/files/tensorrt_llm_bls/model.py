@@ -24,18 +24,12 @@ import sys
 
 import numpy as np
 
-try:  # only present inside the Triton Python backend stub
-    import triton_python_backend_utils as pb_utils
-except ImportError:  # pragma: no cover - unit tests import the helpers directly
-    pb_utils = None
-
-# Triton loads model.py by path; its sibling tritonfleet_model_utils.py is
-# importable only once this directory is on sys.path.
+# Triton loads model.py by path: put its directory on sys.path for the sibling tritonfleet_model_utils.py.
 _HERE = os.path.dirname(os.path.abspath(__file__))
 if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
 
-from tritonfleet_model_utils import model_parameters, parse_bool  # noqa: E402
+from tritonfleet_model_utils import error_response, model_parameters, parse_bool, pb_utils  # noqa: E402
 
 # client input -> preprocessing input
 CLIENT_TO_PREPROCESSING = {
@@ -303,10 +297,7 @@ class TritonPythonModel:
                     sender.send(flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
                 except Exception as error:  # noqa: BLE001 - answer, never crash
                     sender.send(
-                        pb_utils.InferenceResponse(
-                            output_tensors=[],
-                            error=pb_utils.TritonError(f"tensorrt_llm_bls: {error}"),
-                        ),
+                        error_response(pb_utils, "tensorrt_llm_bls", error),
                         flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL,
                     )
             return None
@@ -321,12 +312,7 @@ class TritonPythonModel:
                     raise RuntimeError("tensorrt_llm returned no output")
                 responses.append(self._response(last))
             except Exception as error:  # noqa: BLE001 - answer, never crash
-                responses.append(
-                    pb_utils.InferenceResponse(
-                        output_tensors=[],
-                        error=pb_utils.TritonError(f"tensorrt_llm_bls: {error}"),
-                    )
-                )
+                responses.append(error_response(pb_utils, "tensorrt_llm_bls", error))
         return responses
 
     def finalize(self):
