@@ -1,29 +1,35 @@
 """Templates and Python models of the `repository` role.
 
-Every config.pbtxt template is rendered (with Jinja2 configured as Ansible's
-template module configures it: trim_blocks, strict undefined) for gpu and cpu,
-decoupled on and off, BLS on and off and several version policies, then parsed
-as Triton's ModelConfig protobuf. The ensemble's wiring is checked against the
+Every config.pbtxt template is rendered by Ansible itself, with the role's
+defaults, vars and dependencies as the role sees them (one ansible-playbook run
+renders every case below), for gpu and cpu, decoupled on and off, BLS on and
+off and several version policies, then parsed as Triton's ModelConfig protobuf. The ensemble's wiring is checked against the
 composing models' real tensors. The tokenization helpers of the preprocessing,
 postprocessing and BLS models are exercised with a tiny byte-level BPE
 tokenizer built here.
 """
 
+import functools
 import importlib.util
 import itertools
 import json
+import os
 import pathlib
+import shutil
 import sys
+import tempfile
 import types
 
-import jinja2
 import numpy as np
 import pytest
 import yaml
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
-ROLE = pathlib.Path(__file__).resolve().parents[3] / "roles" / "repository"
+from ansible_collections.tritonfleet.serving.tests.unit.utils import playbook_run
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[3]
+ROLE = REPO_ROOT / "roles" / "repository"
 TEMPLATES = ROLE / "templates"
 FILES = ROLE / "files"
 MODELS = ("preprocessing", "tensorrt_llm", "postprocessing", "ensemble", "tensorrt_llm_bls")
@@ -146,38 +152,123 @@ PARAMETER_VARIABLE = {
 
 
 # ---------------------------------------------------------------- rendering
+# The directories a deployment passes; every rendered case gets them.
+BASE_VARS = {"repository_engine_dir": "/srv/engines/llama", "repository_tokenizer_dir": "/srv/tokenizers/llama"}
+# Shared defaults (roles/common, a dependency of the role) the role's defaults refer to.
+COMMON_VARIABLES = ("tritonfleet_accelerator_fallback", "tritonfleet_model_repository")
+
+# A role that is the repository role (its defaults, vars, meta with the
+# dependencies, templates) plus one task file, so that Ansible loads the role
+# exactly as it does in a deployment and renders its templates in its context.
+RENDER_TASKS = """\
+---
+# The template action renders on the controller with the same templating as the
+# template lookup: the lookup leaves out only the copy onto the host. One task
+# per case: the models the role renders (its own __repository_models) and, when
+# asked, the values of the variables the templates see.
+- name: Render the model configurations
+  ansible.builtin.debug:
+    msg:
+      case: "{{ tritonfleet_test_case }}"
+      configs: >-
+        {{ dict(__repository_models | zip(query('ansible.builtin.template',
+                *(__repository_models | map('regex_replace', '$', '/config.pbtxt.j2'))))) }}
+      variables: >-
+        {{ dict(tritonfleet_test_variables | default([])
+                | zip(query('ansible.builtin.vars', *(tritonfleet_test_variables | default([]))))) }}
+"""
+
+
+def case_key(overrides):
+    return json.dumps(overrides, sort_keys=True)
+
+
+def scenario_vars(accelerator, decoupled, bls, policy_index):
+    return dict(repository_accelerator=accelerator, repository_decoupled=decoupled, repository_enable_bls=bls,
+                repository_version_policy=POLICIES[policy_index][0], repository_max_batch_size=16)
+
+
+def role_variable_names():
+    """The names of the role's defaults (reading names is not resolving values)."""
+    return list(yaml.safe_load((ROLE / "defaults" / "main.yml").read_text()))
+
+
+def declared_cases():
+    """Every set of overrides a test below renders with: Ansible renders them all in one run."""
+    cases = [{}]
+    cases += [scenario_vars(*scenario) for scenario in SCENARIOS]
+    cases += list(STRICT_V07.values())
+    cases += [INSTANCES_CPU, INSTANCES_GPU, BLS_ON, PARAMETER_STRINGS_ENGINE, PARAMETER_STRINGS_PREPROCESSING]
+    cases += list(UPSTREAM_PARAMETER_CASES.values())
+    unique = {}
+    for overrides in cases:
+        unique.setdefault(case_key(overrides), overrides)
+    return unique
+
+
+def _write_render_role(root):
+    role = root / "roles" / "repository_under_test"
+    (role / "tasks").mkdir(parents=True)
+    for part in ("defaults", "vars", "meta", "templates"):
+        (role / part).symlink_to(ROLE / part, target_is_directory=True)
+    (role / "tasks" / "render.yml").write_text(RENDER_TASKS)
+
+
+@functools.lru_cache(maxsize=None)
+def rendered_cases():
+    """Run Ansible once (per test process): {case key: {"configs": {model: text}, "variables": {...}}}."""
+    root = pathlib.Path(tempfile.mkdtemp(prefix="repository-templates-"))
+    _write_render_role(root)
+    # One inventory host per case, its overrides as host vars (inventory vars, as a
+    # deployment sets them): one include_role renders every case, the hosts in parallel.
+    hosts = {}
+    defaults_key = case_key({})
+    for index, (key, overrides) in enumerate(declared_cases().items()):
+        variables = dict(overrides if key == defaults_key else dict(BASE_VARS, **overrides))
+        variables.update(ansible_connection="local", ansible_python_interpreter=sys.executable,
+                         tritonfleet_test_case=key)
+        if key == defaults_key:
+            # the role's own defaults, on a host no earlier stage ran on: no BASE_VARS
+            variables["tritonfleet_test_variables"] = role_variable_names() + list(COMMON_VARIABLES)
+        hosts["case%d" % index] = variables
+    inventory = root / "cases.json"
+    inventory.write_text(json.dumps({"all": {"hosts": hosts}}))
+    playbook = root / "render.yml"
+    playbook.write_text(json.dumps([{
+        "name": "Render the repository role's templates", "hosts": "all", "gather_facts": False,
+        "tasks": [{"name": "Render every case",
+                   "ansible.builtin.include_role": {"name": "repository_under_test", "tasks_from": "render"}}],
+    }], indent=1))
+    # The dependency (tritonfleet.serving.common) comes from this checkout, through .collections.
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(REPO_ROOT / ".collections"),
+               ANSIBLE_ROLES_PATH=str(root / "roles"))
+    try:
+        run = playbook_run.run(["ansible-playbook", "-i", inventory, playbook],
+                               env=env, cwd=root, timeout=600)
+    finally:
+        shutil.rmtree(root)
+    assert run.rc == 0 and run.failures == 0, run
+    out = {}
+    for found in run.results(task="Render the model configurations"):
+        out[found.result["msg"]["case"]] = found.result["msg"]
+    return out
+
+
 def role_defaults():
-    """The role's defaults as Ansible resolves them on a host no earlier stage ran on.
-
-    A few defaults take the hand-over facts of earlier stages (tritonfleet_*);
-    without those facts they fall back to plain values, resolved here the same way.
-    """
-    defaults = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())
-    resolver = jinja2.Environment(undefined=jinja2.ChainableUndefined)
-    for name, value in defaults.items():
-        if isinstance(value, str) and "{{" in value:
-            defaults[name] = resolver.from_string(value).render()
-    return defaults
+    """The role's defaults as Ansible resolves them on a host no earlier stage ran on."""
+    variables = rendered_cases()[case_key({})]["variables"]
+    return {name: variables[name] for name in role_variable_names()}
 
 
-def environment():
-    # The template module renders with trim_blocks=True and fails on undefined variables.
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
-        trim_blocks=True,
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-    )
+def render_configs(overrides):
+    key = case_key(overrides)
+    cases = rendered_cases()
+    assert key in cases, "render %s: add these overrides to declared_cases()" % key
+    return cases[key]["configs"]
 
 
 def render(model, **overrides):
-    variables = role_defaults()
-    variables.update(
-        repository_engine_dir="/srv/engines/llama",
-        repository_tokenizer_dir="/srv/tokenizers/llama",
-    )
-    variables.update(overrides)
-    return environment().get_template(f"{model}/config.pbtxt.j2").render(**variables)
+    return render_configs(overrides)[model]
 
 
 def parse(text):
@@ -185,8 +276,8 @@ def parse(text):
 
 
 def render_all(**overrides):
-    models = [m for m in MODELS if m != "tensorrt_llm_bls" or overrides.get("repository_enable_bls")]
-    texts = {model: render(model, **overrides) for model in models}
+    """The models the role renders with these overrides, as text and as ModelConfig."""
+    texts = render_configs(overrides)
     return texts, {model: parse(text) for model, text in texts.items()}
 
 
@@ -273,19 +364,40 @@ POLICIES = [
     ({"specific": {"versions": [1, 3]}}, "specific"),
 ]
 SCENARIOS = list(itertools.product(["gpu", "cpu"], [True, False], [True, False], range(len(POLICIES))))
+STRICT_V07 = {accelerator: dict(repository_accelerator=accelerator, repository_extended_inputs=False,
+                                repository_enable_bls=True) for accelerator in ("gpu", "cpu")}
+INSTANCES_CPU = dict(
+    repository_accelerator="cpu", repository_enable_bls=True,
+    repository_preprocessing_instances=3, repository_postprocessing_instances=2,
+    repository_bls_instances=4, repository_tensorrt_llm_instances=5,
+    repository_max_queue_delay_microseconds=250, repository_max_queue_size=64,
+)
+INSTANCES_GPU = dict(repository_accelerator="gpu", repository_tensorrt_llm_instances=5,
+                     repository_dynamic_batching=False)
+BLS_ON = dict(repository_enable_bls=True)
+UPSTREAM_PARAMETER_CASES = {
+    model: {"repository_enable_bls": True,
+            PARAMETER_VARIABLE[model]: {key: f"value-{index}" for index, key in enumerate(keys)}}
+    for model, keys in UPSTREAM_PARAMETERS.items()
+}
+PARAMETER_STRINGS_ENGINE = dict(repository_tensorrt_llm_parameters={
+    "gpu_device_ids": [0, 1],
+    "enable_kv_cache_reuse": True,
+    "kv_cache_free_gpu_mem_fraction": 0.5,
+    "max_tokens_in_paged_kv_cache": 4096,
+    "batch_scheduler_policy": None,
+    "medusa_choices": '{0, 0}, {0, 1} "quoted" \\ back',
+    "a_future_parameter": "x",
+})
+PARAMETER_STRINGS_PREPROCESSING = dict(repository_tokenizer_type="llama",
+                                       repository_preprocessing_parameters={"add_special_tokens": False})
 
 
 # -------------------------------------------------------------------- tests
 @pytest.mark.parametrize("accelerator,decoupled,bls,policy_index", SCENARIOS)
 def test_templates_parse_and_keep_the_contract(accelerator, decoupled, bls, policy_index):
     policy, kind = POLICIES[policy_index]
-    texts, models = render_all(
-        repository_accelerator=accelerator,
-        repository_decoupled=decoupled,
-        repository_enable_bls=bls,
-        repository_version_policy=policy,
-        repository_max_batch_size=16,
-    )
+    texts, models = render_all(**scenario_vars(accelerator, decoupled, bls, policy_index))
     assert set(models) == set(MODELS) - (set() if bls else {"tensorrt_llm_bls"})
     for model, config in models.items():
         assert "${" not in texts[model], model
@@ -360,8 +472,7 @@ def test_templates_parse_and_keep_the_contract(accelerator, decoupled, bls, poli
 
 @pytest.mark.parametrize("accelerator", ["gpu", "cpu"])
 def test_strict_v07_contract_without_extended_inputs(accelerator):
-    _unused, models = render_all(repository_accelerator=accelerator, repository_extended_inputs=False,
-                                 repository_enable_bls=True)
+    _unused, models = render_all(**STRICT_V07[accelerator])
     assert set(tensors(models["ensemble"], "input")) == set(ENSEMBLE_INPUTS)
     assert set(tensors(models["tensorrt_llm"], "input")) == set(ENGINE_INPUTS)
     assert set(tensors(models["tensorrt_llm_bls"], "input")) == set(ENSEMBLE_INPUTS)
@@ -369,12 +480,7 @@ def test_strict_v07_contract_without_extended_inputs(accelerator):
 
 
 def test_instance_counts_and_queue_settings():
-    _unused, models = render_all(
-        repository_accelerator="cpu", repository_enable_bls=True,
-        repository_preprocessing_instances=3, repository_postprocessing_instances=2,
-        repository_bls_instances=4, repository_tensorrt_llm_instances=5,
-        repository_max_queue_delay_microseconds=250, repository_max_queue_size=64,
-    )
+    _unused, models = render_all(**INSTANCES_CPU)
     assert models["preprocessing"].instance_group[0].count == 3
     assert models["postprocessing"].instance_group[0].count == 2
     assert models["tensorrt_llm_bls"].instance_group[0].count == 4
@@ -383,8 +489,7 @@ def test_instance_counts_and_queue_settings():
     assert batching.max_queue_delay_microseconds == 250
     assert batching.default_queue_policy.max_queue_size == 64
     # gpu: the tensorrtllm backend manages the GPUs, one KIND_CPU instance
-    _unused, gpu = render_all(repository_accelerator="gpu", repository_tensorrt_llm_instances=5,
-                              repository_dynamic_batching=False)
+    _unused, gpu = render_all(**INSTANCES_GPU)
     assert [(g.kind, g.count) for g in gpu["tensorrt_llm"].instance_group] == [
         (model_config_pb2.ModelInstanceGroup.KIND_CPU, 1)
     ]
@@ -405,22 +510,14 @@ def test_null_parameters_are_left_out():
 
 @pytest.mark.parametrize("model", sorted(UPSTREAM_PARAMETERS))
 def test_every_upstream_parameter_is_settable(model):
-    values = {key: f"value-{index}" for index, key in enumerate(UPSTREAM_PARAMETERS[model])}
-    text = render(model, repository_enable_bls=True, **{PARAMETER_VARIABLE[model]: values})
+    values = UPSTREAM_PARAMETER_CASES[model][PARAMETER_VARIABLE[model]]
+    text = render(model, **UPSTREAM_PARAMETER_CASES[model])
     rendered = params(parse(text))
     assert {key: rendered.get(key) for key in values} == values
 
 
 def test_parameter_values_render_as_triton_strings():
-    engine = params(parse(render("tensorrt_llm", repository_tensorrt_llm_parameters={
-        "gpu_device_ids": [0, 1],
-        "enable_kv_cache_reuse": True,
-        "kv_cache_free_gpu_mem_fraction": 0.5,
-        "max_tokens_in_paged_kv_cache": 4096,
-        "batch_scheduler_policy": None,
-        "medusa_choices": '{0, 0}, {0, 1} "quoted" \\ back',
-        "a_future_parameter": "x",
-    })))
+    engine = params(parse(render("tensorrt_llm", **PARAMETER_STRINGS_ENGINE)))
     assert engine["gpu_device_ids"] == "0,1"
     assert engine["enable_kv_cache_reuse"] == "true"
     assert engine["kv_cache_free_gpu_mem_fraction"] == "0.5"
@@ -428,18 +525,20 @@ def test_parameter_values_render_as_triton_strings():
     assert "batch_scheduler_policy" not in engine
     assert engine["medusa_choices"] == '{0, 0}, {0, 1} "quoted" \\ back'
     assert engine["a_future_parameter"] == "x"
-    pre = params(parse(render("preprocessing", repository_tokenizer_type="llama",
-                              repository_preprocessing_parameters={"add_special_tokens": False})))
+    pre = params(parse(render("preprocessing", **PARAMETER_STRINGS_PREPROCESSING)))
     assert pre["tokenizer_type"] == "llama"
     assert pre["add_special_tokens"] == "false"
 
 
-def test_defaults_used_by_templates_are_plain_values():
+def test_defaults_resolve_without_the_earlier_stages():
+    """On a host no earlier stage ran on, Ansible resolves the wiring defaults to the shared fallbacks."""
+    variables = rendered_cases()[case_key({})]["variables"]
     defaults = role_defaults()
     for name, value in defaults.items():
-        assert "{{" not in json.dumps(value), f"{name} holds a template; the unit renderer would not resolve it"
-    # Without the earlier stages' facts the wiring defaults fall back to standalone values.
-    assert defaults["repository_accelerator"] == "gpu"
+        assert "{{" not in json.dumps(value), f"{name} still holds a template after Ansible resolved it"
+    assert defaults["repository_accelerator"] == variables["tritonfleet_accelerator_fallback"]
+    assert defaults["repository_accelerator"] in ("gpu", "cpu")
+    assert defaults["repository_dir"] == variables["tritonfleet_model_repository"]
     assert defaults["repository_dir"] == "/var/lib/tritonfleet/model_repository"
     assert defaults["repository_engine_dir"] == ""
     assert defaults["repository_tokenizer_dir"] == ""
@@ -737,7 +836,7 @@ def test_bls_pipeline_streams_and_accumulates(bls_module, preprocessor, postproc
 
 
 def test_bls_tables_match_the_rendered_configs(bls_module):
-    _unused, models = render_all(repository_enable_bls=True)
+    _unused, models = render_all(**BLS_ON)
     bls_inputs = set(tensors(models["tensorrt_llm_bls"], "input"))
     assert set(bls_module.CLIENT_INPUTS) == bls_inputs
     engine_inputs = set(tensors(models["tensorrt_llm"], "input"))
