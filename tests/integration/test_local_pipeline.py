@@ -36,14 +36,15 @@ def test_site_converges_and_prints_endpoints_and_answers(converged):
     dep, first = converged
     assert first.rc == 0, first
     assert first.changed > 0
+    # verify's summary task loops over (server, gRPC answer, health) per server
+    shown = {item["item"][0]["name"]: item["item"]
+             for item in first.result("Show each server's endpoints and answer", host="localhost")["results"]}
+    assert sorted(shown) == ["triton0", "triton1"], first
     for i in range(2):
         base = dep.port_base + 10 * i
-        assert "triton%d on localhost" % i in first.out
-        assert "http    http://127.0.0.1:%d" % base in first.out
-        assert "grpc    127.0.0.1:%d" % (base + 1) in first.out
-        assert "metrics http://127.0.0.1:%d/metrics" % (base + 2) in first.out
-    answers = re.findall(r'answer  (".*")', first.out)
-    assert len(answers) == 2 and all(json.loads(a).strip() for a in answers), first
+        server, answer, _health = shown["triton%d" % i]
+        assert (server["http_port"], server["grpc_port"], server["metrics_port"]) == (base, base + 1, base + 2), server
+        assert answer["text"].strip(), (answer, first)
 
 
 def test_each_server_has_its_own_ports_shm_prefix_and_log(converged):
@@ -120,10 +121,13 @@ def test_model_that_fails_to_load_is_reported_and_other_servers_keep_serving(con
                            "url=127.0.0.1:%d protocol=http models=tensorrt_llm,preprocessing timeout=120 log_file=%s"
                            % (port, log))
         assert health.rc != 0, health
-        assert "tensorrt_llm" in health.out and "UNAVAILABLE" in health.out, health
-        assert "nonexistent" in health.out, health  # the reason or the log tail names the bad path
-        assert "log_tail:" in health.out, health
-        log_tail = health.out.split("log_tail:", 1)[1].split("models:", 1)[0]
+        result = health.result("tritonfleet.serving.triton_health", host="localhost")
+        assert result.get("failed"), health
+        states = {model["name"]: model for model in result["models"]}
+        assert states["tensorrt_llm"]["state"] == "UNAVAILABLE", health
+        log_tail = "\n".join(result["log_tail"])
+        # the reason or the log tail names the bad path
+        assert "nonexistent" in states["tensorrt_llm"]["reason"] + log_tail, health
         assert "tensorrt_llm" in log_tail, health  # the server's own log lines
         # the healthy servers are unaffected
         verify = dep.playbook("playbooks/verify.yml")
@@ -139,11 +143,12 @@ def test_site_reports_a_model_that_fails_to_load_with_its_state_and_log(deployme
     run = dep.playbook("site.yml", "-e", "servers_count=1", "-e", "repository_engine_check=false",
                        "-e", "repository_engine_dir=/nonexistent/engine", "-e", "verify_health_timeout=60")
     assert run.rc != 0, run
-    assert "TASK [tritonfleet.serving.verify : Fail with the servers' model states and logs]" in run.out, run
-    flat = " ".join(run.out.split())
+    assert run.status("tritonfleet.serving.verify : Fail with the servers' model states and logs") == "failed", run
+    message = run.messages("Fail with the servers' model states and logs", failed_only=True)
+    flat = " ".join(message.split())
     assert re.search(r"tensorrt_llm[^,]*UNAVAILABLE", flat), run
     assert "/nonexistent/engine" in flat, run  # the load error, from the state or the log tail
-    assert "PLAY RECAP" in run.out and _pids(dep), "the server keeps running for the operator to inspect"
+    assert run.stats and _pids(dep), "the server keeps running for the operator to inspect"
 
 
 def _server_environment(dep):
@@ -231,7 +236,7 @@ def test_port_in_use_fails_naming_instance_and_port(deployment, tmp_path):
         run = dep.playbook()
     finally:
         squatter.close()
-    assert "triton1: port %d already in use" % (dep.port_base + 11) in run.out, run
+    assert "triton1: port %d already in use" % (dep.port_base + 11) in run.messages(failed_only=True), run
     _refused_before_any_change(run, dep)
 
 
@@ -244,7 +249,7 @@ def test_port_in_use_fails_naming_instance_and_port(deployment, tmp_path):
 def test_invalid_layouts_fail_before_anything_starts(deployment, tmp_path, extra, message):
     dep = deployment
     run = dep.playbook("site.yml", *extra)
-    assert message.format(b1=dep.port_base + 1) in run.out, run
+    assert message.format(b1=dep.port_base + 1) in run.messages(failed_only=True), run
     _refused_before_any_change(run, dep)
 
 
@@ -255,5 +260,6 @@ def test_checkpoint_without_tokenizer_files_is_refused(deployment, tmp_path):
     (ckpt / "config.json").write_text(json.dumps({"model_type": "llama"}))
     (ckpt / "model.safetensors").write_bytes(b"\0" * 16)
     run = dep.playbook("site.yml", "-e", "engine_generate_tiny_checkpoint=false", "-e", "engine_checkpoint_dir=%s" % ckpt)
-    assert "tokenizer files" in run.out and str(ckpt) in run.out, run
+    failures = run.messages(failed_only=True)
+    assert "tokenizer files" in failures and str(ckpt) in failures, run
     _refused_before_any_change(run, dep)

@@ -108,15 +108,16 @@ class PlaybookRun:
                         yield TaskResult(play_name, name, host_name, result)
 
     def result(self, task, host=None):
-        """The result of the one task named so (on host); fails the test if it did not run."""
-        found = list(self.results(task=task, host=host))
-        assert len(found) == 1, "task %r ran %d times, not once\n%s" % (task, len(found), self)
-        return found[0].result
+        """The result of the first task named so (on host); fails the test if none ran."""
+        for found in self.results(task=task, host=host):
+            return found.result
+        raise AssertionError("task %r did not run\n%r" % (task, self))
 
     def status(self, task, host=None):
         return status_of(self.result(task, host))
 
     def failed_results(self):
+        """Failed and unreachable results (the JSON callback records ignored failures as failed too)."""
         return [r for r in self.results() if r.result.get("failed") or r.result.get("unreachable")]
 
     def messages(self, task=None, host=None, failed_only=False):
@@ -126,10 +127,18 @@ class PlaybookRun:
             if failed_only and not (found.result.get("failed") or found.result.get("unreachable")):
                 continue
             texts.extend(_texts(found.result.get("msg")))
+            texts.extend(_texts(found.result.get("argument_errors")))
             for item in found.result.get("results", []) or []:
                 if isinstance(item, dict):
                     texts.extend(_texts(item.get("msg")))
         return "\n".join(texts)
+
+    def facts(self, host=None):
+        """The ansible_facts the tasks returned (set_fact, *_facts modules), merged in order."""
+        merged = {}
+        for found in self.results(host=host):
+            merged.update(found.result.get("ansible_facts") or {})
+        return merged
 
     # ------------------------------------------------------------ for people
     def transcript(self):
