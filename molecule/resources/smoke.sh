@@ -90,7 +90,7 @@ in_host "
   set -euo pipefail
   mkdir -p /srv/build/ckpt /srv/build/engine-build-py /srv/build/work /srv/build/engine-trtllm-build
   docker run --rm -v /srv/build:/b '$trtllm' \
-    python3 /opt/tritonfleet/standin/cpu_reference.py --generate_tiny_checkpoint /b/ckpt >/dev/null
+    python3 /opt/tritonfleet/standin/cpu_reference_cli.py --generate_tiny_checkpoint /b/ckpt >/dev/null
   docker run --rm -w /app/tensorrt_llm/examples/baichuan -v /srv/build/ckpt:/tritonfleet/checkpoint:ro \
     -v /srv/build/engine-build-py:/tritonfleet/output '$trtllm' \
     python3 /app/tensorrt_llm/examples/baichuan/build.py --model_dir /tritonfleet/checkpoint \

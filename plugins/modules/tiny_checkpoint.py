@@ -76,10 +76,10 @@ import shutil
 from ansible.module_utils.basic import AnsibleModule
 
 try:
-    from ansible_collections.tritonfleet.serving.plugins.module_utils import cpu_tiny_checkpoint as cpu_reference
+    from ansible_collections.tritonfleet.serving.plugins.module_utils import cpu_tiny_checkpoint
     IMPORT_ERROR = None
 except ImportError as exc:  # pragma: no cover
-    cpu_reference = None
+    cpu_tiny_checkpoint = None
     IMPORT_ERROR = exc
 
 MARKER = "tritonfleet-checkpoint.json"
@@ -97,7 +97,7 @@ def main():
     )
     p = module.params
     wanted = dict(seed=p["seed"], hidden_size=p["hidden_size"], num_hidden_layers=p["num_hidden_layers"],
-                  generator=getattr(cpu_reference, "FORMAT_VERSION", None))
+                  generator=getattr(cpu_tiny_checkpoint, "FORMAT_VERSION", None))
     try:
         with open(os.path.join(p["path"], MARKER)) as handle:
             current = json.load(handle)
@@ -107,13 +107,13 @@ def main():
         module.exit_json(changed=False, generated=False, path=p["path"])
     if module.check_mode:
         module.exit_json(changed=True, generated=True, path=p["path"])
-    if cpu_reference is None:
+    if cpu_tiny_checkpoint is None:
         module.fail_json(msg="cannot import the CPU reference builder: %s" % IMPORT_ERROR)
 
     staging = p["path"] + ".new"
     shutil.rmtree(staging, ignore_errors=True)
     try:
-        cpu_reference.generate_tiny_checkpoint(staging, seed=p["seed"], hidden_size=p["hidden_size"],
+        cpu_tiny_checkpoint.generate_tiny_checkpoint(staging, seed=p["seed"], hidden_size=p["hidden_size"],
                                                num_hidden_layers=p["num_hidden_layers"])
     except Exception as exc:  # the generator's errors are all "cannot generate"
         shutil.rmtree(staging, ignore_errors=True)
