@@ -9,7 +9,9 @@ postprocessing and BLS models are exercised with a tiny byte-level BPE
 tokenizer built here.
 """
 
+import fcntl
 import functools
+import hashlib
 import importlib.util
 import itertools
 import json
@@ -23,6 +25,7 @@ import types
 import numpy as np
 import pytest
 import yaml
+from ansible import release as ansible_release
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
@@ -214,9 +217,38 @@ def _write_render_role(root):
     (role / "tasks" / "render.yml").write_text(RENDER_TASKS)
 
 
+def _inputs_digest():
+    """What the rendering depends on: Ansible, the role, the shared defaults, the cases and the task file."""
+    digest = hashlib.sha256(RENDER_TASKS.encode())
+    digest.update(("%s %s" % (sys.executable, ansible_release.__version__)).encode())
+    digest.update(json.dumps(sorted(declared_cases()), sort_keys=True).encode())
+    for path in sorted([*ROLE.rglob("*"), *(REPO_ROOT / "roles" / "common").rglob("*")]):
+        if path.is_file() and "files" not in path.relative_to(REPO_ROOT).parts[2:3]:
+            digest.update(str(path.relative_to(REPO_ROOT)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 @functools.lru_cache(maxsize=None)
 def rendered_cases():
-    """Run Ansible once (per test process): {case key: {"configs": {model: text}, "variables": {...}}}."""
+    """Every declared case rendered: {case key: {"configs": {model: text}, "variables": {...}}}.
+
+    ansible-test runs each test in a forked process (and pytest-xdist in
+    several workers), so an in-memory cache would not spare a run per test:
+    the first test renders and keeps the result in a file named by the digest
+    of its inputs; the others, in any process, read it.
+    """
+    cache = pathlib.Path(tempfile.gettempdir()) / ("tritonfleet-repository-templates-%s.json" % _inputs_digest())
+    with open(str(cache) + ".lock", "w", encoding="utf-8") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not cache.exists():
+            rendered = _render_with_ansible()
+            cache.with_suffix(".tmp").write_text(json.dumps(rendered))
+            cache.with_suffix(".tmp").replace(cache)
+    return json.loads(cache.read_text())
+
+
+def _render_with_ansible():
+    """One ansible-playbook run that renders every declared case."""
     root = pathlib.Path(tempfile.mkdtemp(prefix="repository-templates-"))
     _write_render_role(root)
     # One inventory host per case, its overrides as host vars (inventory vars, as a
