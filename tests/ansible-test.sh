@@ -2,7 +2,8 @@
 # Run an ansible-test command on this collection: tests/ansible-test.sh sanity|units [ansible-test options]
 #
 # ansible-test must run from .../ansible_collections/<namespace>/<name>:
-# copy the tracked (and untracked, not ignored) files there and run it on them.
+# copy the tracked (and untracked, not ignored) files there, links as links,
+# and run it on them.
 #   sanity: in ansible-test's own virtual environments (--venv).
 #   units:  in the project's .venv (--local), which already holds what the unit
 #           tests import (requirements.txt) and pytest-xdist (requirements-dev.txt);
@@ -18,7 +19,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 dest="$work/ansible_collections/tritonfleet/serving"
 mkdir -p "$dest"
-(cd "$repo" && git ls-files --cached --others --exclude-standard -z | xargs -0 cp --parents -t "$dest")
+(cd "$repo" && git ls-files --cached --others --exclude-standard -z | xargs -0 cp --no-dereference --parents -t "$dest")
 cd "$dest"
 
 case "$command" in
