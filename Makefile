@@ -56,8 +56,12 @@ integration: dev-venv
 molecule: dev-venv
 	$(BIN)/pytest -q -m molecule
 
+# The fragments must parse, and CHANGELOG.md must be what changelogs/ generates.
 lint: dev-venv
 	$(BIN)/ansible-lint --profile production
+	$(BIN)/antsibull-changelog lint
+	$(BIN)/antsibull-changelog generate --output $(VENV)/CHANGELOG.md --output-format md
+	@cmp -s $(VENV)/CHANGELOG.md CHANGELOG.md || { echo "CHANGELOG.md is not what changelogs/ generates: run antsibull-changelog generate"; exit 1; }
 
 sanity: dev-venv
 	./tests/ansible-test.sh sanity
