@@ -115,6 +115,7 @@ A long walk after dinner helps you sleep, especially when the evening air is coo
 
 # --------------------------------------------------------------------------- tiny checkpoint
 
+
 def _train_tokenizer():
     """Train the tiny byte-level BPE tokenizer on :data:`TINY_CORPUS`.
 
@@ -320,4 +321,3 @@ def generate_tiny_checkpoint(output_dir, seed=0, hidden_size=64, num_hidden_laye
                    tokenizer_vocab_size=tokenizer_vocab, format_version=FORMAT_VERSION,
                    bos_token_id=ids[BOS_TOKEN], eos_token_id=ids[EOS_TOKEN], pad_token_id=ids[PAD_TOKEN])
     return summary
-

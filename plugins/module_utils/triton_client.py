@@ -30,7 +30,8 @@ from ansible.module_utils.common.text.converters import to_native, to_text
 
 NUMPY_IMPORT_ERROR = None
 try:
-    import numpy as np  # noqa: F401 - triton_generate's numpy, checked by require_tritonclient(numpy_needed=True)
+    # triton_generate's numpy (re-exported), checked by require_tritonclient(numpy_needed=True).
+    import numpy as np  # noqa: F401 pylint: disable=unused-import
     HAS_NUMPY = True
 except ImportError:
     np = None
@@ -39,7 +40,7 @@ except ImportError:
 
 TRITONCLIENT_IMPORT_ERROR = None
 try:
-    from tritonclient.utils import InferenceServerException
+    from tritonclient.utils import InferenceServerException  # pylint: disable=unused-import
     HAS_TRITONCLIENT = True
 except ImportError:
     HAS_TRITONCLIENT = False
@@ -47,6 +48,7 @@ except ImportError:
 
     class InferenceServerException(Exception):  # noqa: N818 - mirrors tritonclient's name
         pass
+
 
 def _import_client(protocol):
     """(tritonclient.<protocol> module or None, the traceback when it cannot be imported)."""
@@ -429,4 +431,3 @@ def log_load_failures(lines):
             order.append(name)
         found[name] = {'name': name, 'version': match.group('version'), 'reason': reason.strip()}
     return [found[name] for name in order]
-

@@ -114,7 +114,7 @@ def main():
     shutil.rmtree(staging, ignore_errors=True)
     try:
         cpu_tiny_checkpoint.generate_tiny_checkpoint(staging, seed=p["seed"], hidden_size=p["hidden_size"],
-                                               num_hidden_layers=p["num_hidden_layers"])
+                                                     num_hidden_layers=p["num_hidden_layers"])
     except Exception as exc:  # the generator's errors are all "cannot generate"
         shutil.rmtree(staging, ignore_errors=True)
         module.fail_json(msg="generating the tiny checkpoint failed: %s" % exc)

@@ -320,11 +320,11 @@ def test_read_engine_config_checks_rank_files(engines, workdir):
 def test_command_line(checkpoint, workdir, capsys):
     out = workdir / "cli-engine"
     assert cpu_reference_cli.main(["--checkpoint_dir", str(checkpoint), "--output_dir", str(out), "--tp_size", "2",
-                               "--max_input_len", "32", "--max_seq_len", "64"]) == 0
+                                   "--max_input_len", "32", "--max_seq_len", "64"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["engine"]["world_size"] == 2 and (out / "rank1.engine").exists()
     assert cpu_reference_cli.main(["--checkpoint_dir", str(checkpoint), "--output_dir", str(workdir / "cli-bad"),
-                               "--tp_size", "3"]) == 1
+                                   "--tp_size", "3"]) == 1
     assert "tp_size 3" in capsys.readouterr().err
 
 

@@ -106,7 +106,9 @@ def test_engine_inputs_keep_the_keys_engine_build_made(inputs, key):
 def test_builder_version_is_part_of_the_key(monkeypatch):
     inputs = dict(KNOWN_KEYS[1][0])
     assert engine_inputs(**inputs)["builder_version"] == "1"
-    assert engine_inputs(**dict(inputs, builder="container:build_py"))["builder_version"] is None
+    container = dict(inputs)
+    container["builder"] = "container:build_py"
+    assert engine_inputs(**container)["builder_version"] is None
     before = cache_key(engine_inputs(**inputs))
     monkeypatch.setattr(engine_cache, "builder_version", lambda builder: "2")
     assert cache_key(engine_inputs(**inputs)) != before
@@ -114,7 +116,9 @@ def test_builder_version_is_part_of_the_key(monkeypatch):
 
 def test_no_command_hashes_alike_whatever_its_spelling():
     inputs = dict(KNOWN_KEYS[1][0])
-    assert engine_inputs(**dict(inputs, command=[])) == engine_inputs(**dict(inputs, command=None))
+    empty, unset = dict(inputs), dict(inputs)
+    empty["command"], unset["command"] = [], None
+    assert engine_inputs(**empty) == engine_inputs(**unset)
 
 
 def test_engine_key_refuses_bad_sizes_and_a_missing_checkpoint(tmp_path):

@@ -76,7 +76,7 @@ def test_lists_read_from_the_recorded_sources_serve_the_install(host):
 def test_sources_replaced_after_the_last_update(host):
     read_lists(host)
     (host / "sources.list.d" / "debian.sources").write_text("Types: deb\nURIs: http://other/debian\nSuites: ./\n")
-    result, _ = run(host)
+    result, dummy = run(host)
     assert result["update_needed"] is True
     assert result["reasons"] == ["the sources changed since the lists were last read"]
 
@@ -84,13 +84,13 @@ def test_sources_replaced_after_the_last_update(host):
 def test_host_never_updated_by_the_role_reads_its_lists_once(host):
     read_lists(host)
     (host / "record").unlink()
-    result, _ = run(host)
+    result, dummy = run(host)
     assert result["reasons"] == ["no record of the sources the lists were read from"]
 
 
 def test_package_without_candidate(host):
     read_lists(host)
-    result, _ = run(host, policy="docker.io:\n  Installed: (none)\n  Candidate: 20.10.24\n")
+    result, dummy = run(host, policy="docker.io:\n  Installed: (none)\n  Candidate: 20.10.24\n")
     assert result["update_needed"] is True
     assert result["unservable"] == ["python3-requests"]
 
