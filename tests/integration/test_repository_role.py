@@ -470,11 +470,9 @@ def test_rendered_repository_serves_text(env, tmp_path):
 
 def test_rendered_repository_serves_the_cpu_reference_engine(env, tmp_path):
     """The whole cpu mode: the project's tiny checkpoint, its CPU engine and our repository."""
-    try:
-        from ansible_collections.tritonfleet.serving.plugins.module_utils.cpu_reference import (
-            build_engine, generate_tiny_checkpoint)
-    except ImportError:
-        pytest.skip("the CPU reference engine builder is not available")
+    # A missing builder is a failure, not a skip: the collection ships it.
+    from ansible_collections.tritonfleet.serving.plugins.module_utils.cpu_reference import build_engine
+    from ansible_collections.tritonfleet.serving.plugins.module_utils.cpu_tiny_checkpoint import generate_tiny_checkpoint
     checkpoint, engine = tmp_path / "checkpoint", tmp_path / "cpu_engine"
     generate_tiny_checkpoint(str(checkpoint), seed=0)
     build_engine(str(checkpoint), str(engine), max_input_len=64, max_seq_len=128)
