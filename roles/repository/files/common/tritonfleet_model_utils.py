@@ -13,7 +13,8 @@ a fake in its place.
 import os
 
 try:  # only present inside the Triton Python backend stub
-    import triton_python_backend_utils as pb_utils  # pylint: disable=unused-import  (re-exported to the models)
+    # Re-exported to the models.
+    import triton_python_backend_utils as pb_utils  # pylint: disable=unused-import
 except ImportError:  # pragma: no cover - unit tests import the models' helpers directly
     pb_utils = None
 
