@@ -30,14 +30,14 @@ ALL=(debian fleet-host tritonserver tensorrt-llm registry)
 # AutoTokenizer), at the pins of requirements.txt, which also constrains
 # everything they pull in.
 TRITON_PACKAGES=(nvidia-pytriton numpy tokenizers transformers safetensors huggingface_hub PyYAML)
-# cpu mode's tensorrt_llm model (model.py + cpu_engine_runtime.py), which the
+# cpu mode's tensorrt_llm model (model.py, cpu_engine_runtime.py, cpu_engine_format.py), which the
 # Triton stand-in's `tensorrtllm` backend serves gpu-mode repositories with.
 TRTLLM_CPU_MODEL=$REPO_ROOT/roles/repository/files/tensorrt_llm_cpu
 # The CPU reference builder, its tiny checkpoint and command line, and what
-# they import: the engine format (the runtime file itself, not the module_utils
-# link to it: cp -a would copy the link) and hashing.
+# they import: the engine format (the file itself, not the module_utils link
+# to it: cp -a would copy the link) and hashing.
 CPU_BUILDER_FILES=("$REPO_ROOT"/plugins/module_utils/{cpu_reference,cpu_tiny_checkpoint,cpu_reference_cli,hashing}.py
-  "$TRTLLM_CPU_MODEL/cpu_engine_runtime.py")
+  "$TRTLLM_CPU_MODEL/cpu_engine_format.py")
 
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
 

@@ -16,8 +16,8 @@
 * :func:`read_engine_config` checks a built engine directory.
 
 The engine format (file names, config layout, weight names, version) is
-defined once, in ``cpu_engine_runtime.py`` (the served runtime; this
-directory's ``cpu_engine_runtime.py`` links to it). The tiny test checkpoint
+defined once, in ``cpu_engine_format.py`` (served beside the runtime; this
+directory's ``cpu_engine_format.py`` links to it). The tiny test checkpoint
 is written by ``cpu_tiny_checkpoint.py``, the command line is
 ``cpu_reference_cli.py``.
 
@@ -49,9 +49,9 @@ except ImportError as _exc:  # pragma: no cover - exercised only on hosts withou
 # run as a script or copied beside it (the molecule build image), a plain
 # import finds it.
 try:
-    from ansible_collections.tritonfleet.serving.plugins.module_utils import cpu_engine_runtime as engine_format
+    from ansible_collections.tritonfleet.serving.plugins.module_utils import cpu_engine_format as engine_format
 except ImportError:
-    import cpu_engine_runtime as engine_format
+    import cpu_engine_format as engine_format
 
 
 class CpuReferenceError(Exception):

@@ -20,13 +20,13 @@ import sys
 # Inside Ansible these are module_utils of the collection; run as a script or
 # copied beside its siblings (the molecule build image), plain imports find them.
 try:
-    from ansible_collections.tritonfleet.serving.plugins.module_utils.cpu_engine_runtime import STORAGE_DTYPES
+    from ansible_collections.tritonfleet.serving.plugins.module_utils.cpu_engine_format import STORAGE_DTYPES
     from ansible_collections.tritonfleet.serving.plugins.module_utils.cpu_reference import (
         CpuReferenceError, build_engine)
     from ansible_collections.tritonfleet.serving.plugins.module_utils.cpu_tiny_checkpoint import (
         generate_tiny_checkpoint)
 except ImportError:
-    from cpu_engine_runtime import STORAGE_DTYPES
+    from cpu_engine_format import STORAGE_DTYPES
     from cpu_reference import CpuReferenceError, build_engine
     from cpu_tiny_checkpoint import generate_tiny_checkpoint
 

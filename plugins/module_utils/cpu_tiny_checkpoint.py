@@ -32,13 +32,13 @@ except ImportError:  # pragma: no cover - require_numpy() says what to install
 # Inside Ansible these are module_utils of the collection; run as a script or
 # copied beside its siblings (the molecule build image), plain imports find them.
 try:
-    from ansible_collections.tritonfleet.serving.plugins.module_utils.cpu_engine_runtime import (
+    from ansible_collections.tritonfleet.serving.plugins.module_utils.cpu_engine_format import (
         ARCHITECTURE, FORMAT_VERSION)
     from ansible_collections.tritonfleet.serving.plugins.module_utils.cpu_reference import (
         CheckpointError, import_optional, positive_int, require_numpy, save_safetensors, umask, write_json)
     from ansible_collections.tritonfleet.serving.plugins.module_utils.hashing import file_sha256
 except ImportError:
-    from cpu_engine_runtime import ARCHITECTURE, FORMAT_VERSION
+    from cpu_engine_format import ARCHITECTURE, FORMAT_VERSION
     from cpu_reference import (
         CheckpointError, import_optional, positive_int, require_numpy, save_safetensors, umask, write_json)
     from hashing import file_sha256

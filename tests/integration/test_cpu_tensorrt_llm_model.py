@@ -153,7 +153,7 @@ def server(engine_dir, request):
                                                     ("tensorrt_llm_unset", True, True, False)):
         version = repository / name / "1"
         version.mkdir(parents=True)
-        for filename in ("model.py", "cpu_engine_runtime.py"):
+        for filename in ("model.py", "cpu_engine_runtime.py", "cpu_engine_format.py"):
             shutil.copy(MODEL_FILES / filename, version / filename)
         (repository / name / "config.pbtxt").write_text(
             model_config(name, None if name.endswith("unset") else engine_dir, decoupled, exclude_input, reshape))

@@ -33,7 +33,7 @@ pytestmark = pytest.mark.integration
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 ROLES = REPO / "roles"
-CPU_ENGINE_FILES = ("model.py", "cpu_engine_runtime.py")
+CPU_ENGINE_FILES = ("model.py", "cpu_engine_runtime.py", "cpu_engine_format.py")
 MODELS = ["preprocessing", "tensorrt_llm", "postprocessing", "ensemble"]
 
 

@@ -16,7 +16,7 @@ for the families ``llama`` and ``baichuan``. They accept the real tools'
 command-line flags (and reject unknown ones as the real argparse does), but
 build with the collection's CPU reference builder
 (``plugins/module_utils/cpu_reference.py``, copied next to this file in the
-image with the files it imports: ``cpu_engine_runtime.py``, which defines the
+image with the files it imports: ``cpu_engine_format.py``, which defines the
 engine format, and ``hashing.py``): the engine directory is a CPU reference
 engine (``config.json`` plus ``rank{r}.engine`` per rank) that the ``cpu`` mode's ``tensorrt_llm`` Python
 model serves. Its ``config.json`` also records the TensorRT-LLM version of
@@ -98,8 +98,8 @@ def import_cpu_reference():
 
 
 def engine_format():
-    """The CPU engine's format: names and version (the runtime the engines are served with defines them)."""
-    return _import_beside("cpu_engine_runtime")
+    """The CPU engine's format: names and version (cpu_engine_format.py, served beside the runtime)."""
+    return _import_beside("cpu_engine_format")
 
 
 def sha256_file(path):

@@ -3,6 +3,7 @@
 import json
 import os
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -11,7 +12,7 @@ import pytest
 from safetensors.numpy import load_file
 
 from ansible_collections.tritonfleet.serving.plugins.module_utils import (
-    cpu_engine_runtime, cpu_reference, cpu_reference_cli, cpu_tiny_checkpoint)
+    cpu_engine_format, cpu_reference, cpu_reference_cli, cpu_tiny_checkpoint)
 from ansible_collections.tritonfleet.serving.plugins.module_utils.cpu_reference import (
     CheckpointError, EngineBuildError, EngineConfigError, build_engine, read_engine_config, validate_checkpoint)
 from ansible_collections.tritonfleet.serving.plugins.module_utils.cpu_tiny_checkpoint import generate_tiny_checkpoint
@@ -247,7 +248,7 @@ def test_build_engine_layout(engines, checkpoint):
         engine_dir = engines[(tp, pp)]
         config = read_engine_config(str(engine_dir))
         assert config["engine_format"] == "tritonfleet-cpu-reference"
-        assert config["version"] == cpu_engine_runtime.FORMAT_VERSION
+        assert config["version"] == cpu_engine_format.FORMAT_VERSION
         pretrained, build = config["pretrained_config"], config["build_config"]
         assert pretrained["mapping"] == {"world_size": tp * pp, "tp_size": tp, "pp_size": pp}
         assert pretrained["architecture"] == "LlamaForCausalLM" and pretrained["dtype"] == "float32"
@@ -342,9 +343,13 @@ def test_modules_import_without_numpy():
 
 
 def test_engine_format_has_one_definition():
-    # The builder's module_utils copy of the runtime is a link to the served file, not a second copy.
-    link = pathlib.Path(cpu_engine_runtime.__file__)
-    assert link.is_symlink() and link.resolve() == (RUNTIME_DIR / "cpu_engine_runtime.py").resolve()
+    # The builder's module_utils file of the format is a link to the served file, not a second copy.
+    link = pathlib.Path(cpu_engine_format.__file__)
+    assert link.is_symlink() and link.resolve() == (RUNTIME_DIR / "cpu_engine_format.py").resolve()
+    # The runtime and the builder take every name of the format from it, none of their own.
+    for name in ("FORMAT_VERSION", "ENGINE_CONFIG", "EMBEDDING", "LM_HEAD", "QKV", "MLP_PROJ", "rank_file"):
+        assert not re.search(r"^%s\s*=|^def %s\b" % (name, name), (RUNTIME_DIR / "cpu_engine_runtime.py").read_text(), re.M)
+        assert not re.search(r"^%s\s*=|^def %s\b" % (name, name), pathlib.Path(cpu_reference.__file__).read_text(), re.M)
 
 
 def _top_level_imports(path):
@@ -365,11 +370,12 @@ def _top_level_imports(path):
 def test_dependencies_stay_light():
     stdlib = set(sys.stdlib_module_names)
     runtime = _top_level_imports(RUNTIME_DIR / "cpu_engine_runtime.py")
-    assert runtime - stdlib == {"numpy"}  # safetensors is imported when an engine loads
+    assert runtime - stdlib == {"numpy", "cpu_engine_format"}  # safetensors is imported when an engine loads
+    assert _top_level_imports(RUNTIME_DIR / "cpu_engine_format.py") - stdlib == set()
     for library in (cpu_reference, cpu_tiny_checkpoint, cpu_reference_cli):
         # safetensors and tokenizers are imported inside functions; the rest are this collection's files.
         assert _top_level_imports(library.__file__) - stdlib <= {
-            "numpy", "ansible_collections", "cpu_engine_runtime", "cpu_reference", "cpu_tiny_checkpoint", "hashing"}
+            "numpy", "ansible_collections", "cpu_engine_format", "cpu_reference", "cpu_tiny_checkpoint", "hashing"}
     model = _top_level_imports(RUNTIME_DIR / "model.py")
     assert model - stdlib == {"numpy", "triton_python_backend_utils", "cpu_engine_runtime"}
 

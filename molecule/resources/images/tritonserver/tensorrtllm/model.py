@@ -11,11 +11,11 @@ model repository the project renders (upstream's ``tensorrt_llm`` config:
 its tensor names, ``gpt_model_path``, decoupled) loads unchanged.
 
 It serves the engine with the project's CPU reference runtime, the same code
-cpu mode serves with: ``tritonfleet_cpu_model.py`` and
-``cpu_engine_runtime.py`` next to this file are copies of
-roles/repository/files/tensorrt_llm_cpu/{model.py,cpu_engine_runtime.py},
+cpu mode serves with: ``tritonfleet_cpu_model.py``, ``cpu_engine_runtime.py``
+and ``cpu_engine_format.py`` next to this file are copies of
+roles/repository/files/tensorrt_llm_cpu/{model.py,cpu_engine_runtime.py,cpu_engine_format.py},
 made when the image is built; the engine format (file names, config layout)
-is the one ``cpu_engine_runtime.py`` defines. Before loading, it checks what the real
+is the one ``cpu_engine_format.py`` defines. Before loading, it checks what the real
 backend would refuse:
 
 * the MPI world (OMPI_COMM_WORLD_SIZE/RANK, set by ``mpirun``; one rank
@@ -42,7 +42,7 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
 
-import cpu_engine_runtime as engine_format  # noqa: E402
+import cpu_engine_format as engine_format  # noqa: E402
 import tritonfleet_cpu_model as cpu_model  # noqa: E402
 
 NVIDIA_SMI = "/usr/bin/nvidia-smi"

@@ -1,0 +1,1 @@
+../../roles/repository/files/tensorrt_llm_cpu/cpu_engine_format.py

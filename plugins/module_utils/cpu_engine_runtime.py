@@ -1,1 +1,0 @@
-../../roles/repository/files/tensorrt_llm_cpu/cpu_engine_runtime.py
