@@ -1,7 +1,11 @@
 """The molecule scenarios, end to end: create, prepare, converge, idempotence, verify, destroy.
 
 Each run's whole output goes to tests/output/molecule-<scenario>.log; the
-registry password of the session must appear nowhere in it.
+registry password of the session must appear nowhere in it. Steps whose
+outcome the tests judge (check mode, a refused login or build, which
+containers a change recreated, what verify found) run with the
+ansible.posix.json callback and are judged on the tasks' results, not on
+printed text; molecule's own idempotence step reads the default output.
 """
 
 import json
@@ -12,6 +16,8 @@ import time
 import pytest
 
 from fleet_env import HOST_VOLUMES, OUTPUT, REPO_ROOT, docker_quiet
+
+from ansible_collections.tritonfleet.serving.tests.unit.utils.playbook_run import JSON_CALLBACK_ENV, PlaybookRun
 
 pytestmark = pytest.mark.molecule
 
@@ -33,12 +39,26 @@ def molecule(env, scenario, *command, log_name=None, check=True):
     return proc.returncode, text, elapsed
 
 
+def molecule_results(env, scenario, *command, log_name):
+    """A molecule step whose playbook results are read as data: a PlaybookRun.
+
+    molecule logs to stderr; with the JSON callback the playbook's stdout is one
+    JSON document of every task's per-host result and the recap.
+    """
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    venv_bin = REPO_ROOT / ".venv" / "bin"
+    run_env = dict(env, PATH="%s:%s" % (venv_bin, env.get("PATH", "")), PY_COLORS="0", **JSON_CALLBACK_ENV)
+    argv = ["molecule", command[0], "-s", scenario] + list(command[1:])
+    proc = subprocess.run(argv, cwd=REPO_ROOT, env=run_env, capture_output=True, text=True, check=False)
+    (OUTPUT / ("molecule-%s.log" % log_name)).write_text(proc.stderr + "\n--- stdout (ansible.posix.json)\n" + proc.stdout)
+    return PlaybookRun(argv, proc.returncode, proc.stdout, proc.stderr)
+
+
 def assert_secret_absent(env, text):
     secret = env["TRITONFLEET_REGISTRY_PASSWORD"]
     assert secret not in text, "the registry password appears in molecule's output"
 
 
-RECAP = re.compile(r"^(\S+)\s+:\s+ok=\d+\s+changed=(\d+)\s+unreachable=\d+\s+failed=(\d+)", re.M)
 BUILDS = re.compile(r"(\d+) host\(s\), (\d+) SKU\(s\).*?: (\d+) build\(s\)")
 
 
@@ -50,7 +70,8 @@ def fresh_hosts(env, scenario):
 
 
 def reported_builds(text):
-    builds = BUILDS.search(text)
+    """(hosts, SKUs, builds) from verify's report of the fleet's builds."""
+    builds = BUILDS.search(" ".join(text.split()))
     assert builds, "the verify play did not report the fleet's builds"
     return tuple(int(g) for g in builds.groups())
 
@@ -62,9 +83,14 @@ def test_fleet(fleet_env):
     # molecule's test sequence one step at a time, to time each (tests/output/molecule-fleet-times.json).
     texts, times = [], {}
     try:
-        for step in ("syntax", "create", "prepare", "converge", "idempotence", "verify"):
+        for step in ("syntax", "create", "prepare", "converge", "idempotence"):
             _rc, step_text, times[step] = molecule(fleet_env, "fleet", step, log_name="fleet-" + step)
             texts.append(step_text)
+        started = time.monotonic()
+        verify = molecule_results(fleet_env, "fleet", "verify", log_name="fleet-verify")
+        times["verify"] = time.monotonic() - started
+        texts.append(verify.stdout + verify.stderr)
+        assert verify.rc == 0 and verify.failures == 0, verify
     finally:
         texts.append(molecule(fleet_env, "fleet", "destroy", log_name="fleet-destroy", check=False)[1])
         (OUTPUT / "molecule-fleet-times.json").write_text(json.dumps({k: round(v, 1) for k, v in times.items()}) + "\n")
@@ -72,8 +98,9 @@ def test_fleet(fleet_env):
     elapsed = sum(times.values())
     assert_secret_absent(fleet_env, text)
     assert re.search(r"idempotence\] Executed: Successful", text)
-    assert reported_builds(text) == (3, 2, 2)
-    words = " ".join(text.split())  # the YAML callback may wrap long messages
+    # What verify's assertions found, from their results' messages.
+    words = " ".join(verify.messages().split())
+    assert reported_builds(words) == (3, 2, 2)
     for seen in ("fleet-a1: gpu mode, 1 GPU(s) (NVIDIA-H100-80GB-HBM3",
                  "fleet-b1: gpu mode, 2 GPU(s) (NVIDIA-L40S",
                  "fleet-b1: the probe listed 2 GPU(s)",
@@ -99,51 +126,54 @@ def test_default_host_check_mode_and_bad_input(fleet_env):
             texts.append(molecule(fleet_env, "default", step, log_name="default-" + step)[1])
 
         # Check mode on the bare host predicts the whole deployment and changes nothing.
-        _rc, text, _t = molecule(fleet_env, "default", "converge", "--", "--check", log_name="default-check-bare")
-        texts.append(text)
-        assert [int(c) > 0 for _h, c, f in RECAP.findall(text)] == [True], text[-3000:]
-        assert "would start triton0, triton1 once Docker is installed" in text
+        run = molecule_results(fleet_env, "default", "converge", "--", "--check", log_name="default-check-bare")
+        texts.append(run.stdout + run.stderr)
+        assert run.rc == 0 and list(run.stats) == ["fleet-solo"] and run.changed > 0, run
+        assert "would start triton0, triton1 once Docker is installed" in run.messages(host="fleet-solo"), run
 
         for step in ("converge", "idempotence"):
             texts.append(molecule(fleet_env, "default", step, log_name="default-" + step)[1])
         assert "fleet-solo: cpu mode, 0 GPU(s)" in texts[-2]  # no nvidia-smi: docker + cpu stays covered
 
-        _rc, text, _t = molecule(fleet_env, "default", "converge", "--", "--check", "--diff",
-                                 log_name="default-check")
-        texts.append(text)
-        assert [int(c) for _h, c, f in RECAP.findall(text)] == [0], text[-3000:]
+        run = molecule_results(fleet_env, "default", "converge", "--", "--check", "--diff", log_name="default-check")
+        texts.append(run.stdout + run.stderr)
+        assert run.rc == 0 and list(run.stats) == ["fleet-solo"] and run.changed == 0, run
 
         # Through the environment, as the right one comes: molecule prints failed commands.
         wrong = "wrong-" + fleet_env["TRITONFLEET_REGISTRY_PASSWORD"][::-1]
-        rc, text, _t = molecule(dict(fleet_env, TRITONFLEET_REGISTRY_PASSWORD=wrong), "default", "converge",
-                                log_name="default-bad-login", check=False)
-        texts.append(text)
-        assert rc != 0
-        assert re.search(r"Logging in to registry 172\.30\.240\.2:5000 as user '+tritonfleet'+ failed", text), text[-3000:]
-        assert wrong not in text, "the wrong password appears in the output"
+        run = molecule_results(dict(fleet_env, TRITONFLEET_REGISTRY_PASSWORD=wrong), "default", "converge",
+                               log_name="default-bad-login")
+        texts.append(run.stdout + run.stderr)
+        assert run.rc != 0
+        assert re.search(r"Logging in to registry 172\.30\.240\.2:5000 as user '+tritonfleet'+ failed",
+                         run.messages(failed_only=True)), run
+        assert wrong not in run.stdout + run.stderr, "the wrong password appears in the output"
 
         broken = {"engine_container_env": {"TRITONFLEET_STANDIN_FAIL": "1"},
                   "engine_build_args": {"max_batch_size": 4, "max_input_len": 256, "max_seq_len": 512,
                                         "gemm_plugin": "float32"}}
-        rc, text, _t = molecule(fleet_env, "default", "converge", "--", "-e", json.dumps(broken),
-                                log_name="default-bad-build", check=False)
-        texts.append(text)
-        assert rc != 0
-        assert "exited with status 3" in text and "was left in place" in text
+        run = molecule_results(fleet_env, "default", "converge", "--", "-e", json.dumps(broken),
+                               log_name="default-bad-build")
+        texts.append(run.stdout + run.stderr)
+        failure = " ".join(run.messages(failed_only=True).split())
+        assert run.rc != 0
+        assert "exited with status 3" in failure and "was left in place" in failure, run
 
         # The servers still run the previous engine and answer.
-        _rc, text, _t = molecule(fleet_env, "default", "verify", log_name="default-verify")
-        texts.append(text)
-        assert reported_builds(text) == (1, 1, 1)
+        run = molecule_results(fleet_env, "default", "verify", log_name="default-verify")
+        texts.append(run.stdout + run.stderr)
+        assert run.rc == 0 and run.failures == 0, run
+        assert reported_builds(run.messages()) == (1, 1, 1)
 
         # A new port for one server recreates that server's container only.
         moved = {"servers_instance_overrides": [{"index": 1, "http_port": 8020}]}
-        _rc, text, _t = molecule(fleet_env, "default", "converge", "--", "-e", json.dumps(moved),
-                                 log_name="default-move-one")
-        texts.append(text)
-        containers = text[text.index("Run one Triton container per instance"):]
-        assert re.search(r"^ok: \[fleet-solo\] => \(item=triton0: http 8000,", containers, re.M), containers[:2000]
-        assert re.search(r"^changed: \[fleet-solo\] => \(item=triton1: http 8020,", containers, re.M), containers[:2000]
+        run = molecule_results(fleet_env, "default", "converge", "--", "-e", json.dumps(moved),
+                               log_name="default-move-one")
+        texts.append(run.stdout + run.stderr)
+        assert run.rc == 0, run
+        containers = {r["item"]["name"]: r for r in run.result("Run one Triton container per instance", "fleet-solo")["results"]}
+        assert (containers["triton0"]["item"]["http_port"], containers["triton0"]["changed"]) == (8000, False), run
+        assert (containers["triton1"]["item"]["http_port"], containers["triton1"]["changed"]) == (8020, True), run
     finally:
         molecule(fleet_env, "default", "destroy", log_name="default-destroy", check=False)
     for text in texts:
