@@ -78,6 +78,19 @@ def in_file_order(mapping, raw_text):
     return {key: mapping[key] for key in sorted(mapping, key=position)}
 
 
+def unique(path, tensors):
+    """Tensors with exact repeats dropped (a release's file may declare one twice; Triton wants unique names)."""
+    kept = []
+    for entry in tensors:
+        if entry in kept:
+            sys.stderr.write("%s: %s is declared twice; recorded once\n" % (path, entry["name"]))
+            continue
+        if any(k["name"] == entry["name"] for k in kept):
+            sys.exit("%s: %s is declared twice with different fields" % (path, entry["name"]))
+        kept.append(entry)
+    return kept
+
+
 def model_contract(path, raw_text):
     config, typed, numbers = parse(raw_text)
     model = {}
@@ -96,8 +109,8 @@ def model_contract(path, raw_text):
         if batching.HasField("default_queue_policy"):
             block["default_queue_policy"] = {"max_queue_size": value_of(batching.default_queue_policy.max_queue_size, numbers)}
         model["dynamic_batching"] = block
-    model["inputs"] = [tensor(t, typed) for t in config.input]
-    model["outputs"] = [tensor(t, typed) for t in config.output]
+    model["inputs"] = unique(path, [tensor(t, typed) for t in config.input])
+    model["outputs"] = unique(path, [tensor(t, typed) for t in config.output])
     if config.HasField("ensemble_scheduling"):
         model["steps"] = [{
             "model": step.model_name,
