@@ -32,6 +32,27 @@ def parse_bool(value, default=False):
     return text in TRUE_STRINGS
 
 
+def flag_parameter(value, default):
+    """A parameter upstream reads as "true"/"false" only: anything else (unset, an unfilled ``${...}``) is the default."""
+    text = "" if value is None else str(value).strip().lower()
+    if text in ("true", "1", "yes", "on"):
+        return True
+    if text in ("false", "0", "no", "off"):
+        return False
+    return default
+
+
+NUMPY_TYPES = {
+    "TYPE_BOOL": "bool", "TYPE_UINT8": "uint8", "TYPE_UINT64": "uint64", "TYPE_INT32": "int32",
+    "TYPE_INT64": "int64", "TYPE_FP16": "float16", "TYPE_FP32": "float32", "TYPE_STRING": "object",
+}
+
+
+def tensor_types(model_config, field):
+    """name -> numpy dtype name of the config's ``input`` or ``output`` tensors, in config order."""
+    return {entry["name"]: NUMPY_TYPES.get(entry.get("data_type"), None) for entry in model_config.get(field) or []}
+
+
 def model_parameters(model_config):
     """Return the string parameters of a parsed model configuration."""
     params = {}

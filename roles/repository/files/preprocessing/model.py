@@ -1,14 +1,25 @@
 """`preprocessing`: text in, token ids out (Triton Python backend).
 
 Turns the ensemble's request into the inputs of `tensorrt_llm`, with the
-tensors of upstream's inflight_batcher_llm preprocessing model:
+tensors of upstream's inflight_batcher_llm preprocessing model at the release
+the config Triton hands the model comes from:
 
   QUERY [batch, 1] strings          -> INPUT_ID [batch, max_len] (padded with pad_id)
                                        REQUEST_INPUT_LEN [batch, 1]
+  DECODER_QUERY (0.12+, optional)   -> DECODER_INPUT_ID, REQUEST_DECODER_INPUT_LEN; without it
+                                       [pad_id] and 1, what upstream fills for decoder-only models
   REQUEST_OUTPUT_LEN [batch, n]     -> REQUEST_OUTPUT_LEN (checked, as INT32)
   BAD_WORDS_DICT / STOP_WORDS_DICT  -> BAD_WORDS_IDS / STOP_WORDS_IDS [batch, 2, n]
   EMBEDDING_BIAS_WORDS / _WEIGHTS   -> EMBEDDING_BIAS [batch, vocab] ([batch, 0]: none)
-  END_ID / PAD_ID (optional)        -> OUT_END_ID / OUT_PAD_ID [batch, 1]
+  END_ID / PAD_ID (0.12+, optional) -> OUT_END_ID / OUT_PAD_ID [batch, 1]
+  PROMPT_EMBEDDING_TABLE (0.12)     -> OUT_PROMPT_EMBEDDING_TABLE (passed through, only when sent)
+  PROMPT_TABLE_EXTRA_ID (0.19+)     -> OUT_PROMPT_TABLE_EXTRA_IDS [batch, max_len] (only when sent): the
+                                       id on every prompt-table token (ids >= the vocabulary), else 0
+
+Only the outputs the config declares are answered. Image and video inputs
+(IMAGE, IMAGE_BYTES, IMAGE_URL, VIDEO_BYTES, IMAGE_SIZES) need a multimodal
+encoder this project does not serve: a request carrying one gets an error
+naming it.
 
 Word lists use TensorRT-LLM's flattened format: row 0 holds the token ids of
 all words one after another, row 1 the cumulative end offset of each word,
@@ -34,7 +45,11 @@ if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
 
 from tritonfleet_model_utils import (  # noqa: E402
-    error_response, model_parameters, parse_bool, pb_utils, request_inputs, tokenizer_from_parameters)
+    error_response, flag_parameter, model_parameters, pb_utils, request_inputs, tensor_types,
+    tokenizer_from_parameters)
+
+# Inputs that need a multimodal encoder; no model of this project runs one.
+MULTIMODAL_INPUTS = ("IMAGE", "IMAGE_BYTES", "IMAGE_URL", "VIDEO_BYTES", "IMAGE_SIZES")
 
 
 def default_special_ids(tokenizer):
@@ -191,32 +206,61 @@ def special_id_tensor(value, default, batch_size):
     return ids
 
 
-class Preprocessor:
-    """The tokenization of one model instance, independent of Triton."""
+def prompt_table_extra_ids(input_ids, extra_id, vocab_size):
+    """OUT_PROMPT_TABLE_EXTRA_IDS: each prompt-table token (id >= vocab_size) carries its row's extra id."""
+    extra = np.asarray(extra_id).astype(np.uint64).reshape(-1)
+    if extra.size == 1 and input_ids.shape[0] > 1:
+        extra = np.repeat(extra, input_ids.shape[0])
+    if extra.size != input_ids.shape[0]:
+        raise ValueError("PROMPT_TABLE_EXTRA_ID (prompt_table_extra_id) needs one value per batch entry")
+    return np.where(input_ids >= vocab_size, extra.reshape(-1, 1), 0).astype(np.uint64)
 
-    def __init__(self, params):
-        self.tokenizer = tokenizer_from_parameters(params)
-        self.add_special_tokens = parse_bool(params.get("add_special_tokens"), True)
+
+class Preprocessor:
+    """The tokenization of one model instance, independent of Triton.
+
+    ``outputs`` are the output names of the model's config (all of them when
+    None).
+    """
+
+    def __init__(self, params, outputs=None, tokenizer=None):
+        self.tokenizer = tokenizer if tokenizer is not None else tokenizer_from_parameters(params)
+        self.add_special_tokens = flag_parameter(params.get("add_special_tokens"), True)
         vocab = params.get("vocab_size", "")
-        self.vocab_size = int(vocab) if str(vocab).strip() else None
+        self.vocab_size = int(vocab) if str(vocab).strip().isdigit() else None
         self.end_id, self.pad_id = default_special_ids(self.tokenizer)
+        self.outputs = outputs
 
     def __call__(self, inputs):
         """Map a dict of input arrays (None when absent) to a dict of outputs."""
+        for name in MULTIMODAL_INPUTS:
+            if inputs.get(name) is not None and np.asarray(inputs[name]).size:
+                raise ValueError(
+                    f"input {name} is not supported: image and video inputs need a multimodal encoder, which this "
+                    "deployment does not serve; send text only")
         query = inputs.get("QUERY")
         if query is None:
             raise ValueError("QUERY (text_input) is required")
         if inputs.get("REQUEST_OUTPUT_LEN") is None:
             raise ValueError("REQUEST_OUTPUT_LEN (max_tokens) is required")
-        end_id = special_id_tensor(inputs.get("END_ID"), self.end_id, np.asarray(query).shape[0])
-        pad_id = special_id_tensor(inputs.get("PAD_ID"), self.pad_id, np.asarray(query).shape[0])
+        batch = np.asarray(query).shape[0]
+        end_id = special_id_tensor(inputs.get("END_ID"), self.end_id, batch)
+        pad_id = special_id_tensor(inputs.get("PAD_ID"), self.pad_id, batch)
         input_ids, input_lengths = encode_queries(
             self.tokenizer, query, self.add_special_tokens, int(pad_id[0, 0])
         )
         batch_size = input_ids.shape[0]
-        return {
+        if inputs.get("DECODER_QUERY") is not None:
+            decoder_ids, decoder_lengths = encode_queries(
+                self.tokenizer, inputs["DECODER_QUERY"], self.add_special_tokens, int(pad_id[0, 0]))
+        else:
+            decoder_ids = pad_id.reshape(-1, 1).astype(np.int32)
+            decoder_lengths = np.ones((batch_size, 1), dtype=np.int32)
+        result = {
             "INPUT_ID": input_ids,
             "REQUEST_INPUT_LEN": input_lengths,
+            "DECODER_INPUT_ID": decoder_ids,
+            "REQUEST_DECODER_INPUT_LEN": decoder_lengths,
             "BAD_WORDS_IDS": to_word_list_format(self.tokenizer, inputs.get("BAD_WORDS_DICT"), batch_size),
             "STOP_WORDS_IDS": to_word_list_format(self.tokenizer, inputs.get("STOP_WORDS_DICT"), batch_size),
             "EMBEDDING_BIAS": embedding_bias(
@@ -230,10 +274,21 @@ class Preprocessor:
             "OUT_END_ID": end_id,
             "OUT_PAD_ID": pad_id,
         }
+        # Sent on only when the client sent their input, as upstream does.
+        if inputs.get("PROMPT_EMBEDDING_TABLE") is not None:
+            result["OUT_PROMPT_EMBEDDING_TABLE"] = np.asarray(inputs["PROMPT_EMBEDDING_TABLE"])
+        if inputs.get("PROMPT_TABLE_EXTRA_ID") is not None:
+            vocab = self.vocab_size or len(self.tokenizer)
+            result["OUT_PROMPT_TABLE_EXTRA_IDS"] = prompt_table_extra_ids(
+                input_ids, inputs["PROMPT_TABLE_EXTRA_ID"], vocab)
+        if self.outputs is not None:
+            result = {name: value for name, value in result.items() if name in self.outputs}
+        return result
 
 
 INPUT_NAMES = (
     "QUERY",
+    "DECODER_QUERY",
     "REQUEST_OUTPUT_LEN",
     "BAD_WORDS_DICT",
     "STOP_WORDS_DICT",
@@ -241,7 +296,9 @@ INPUT_NAMES = (
     "EMBEDDING_BIAS_WEIGHTS",
     "END_ID",
     "PAD_ID",
-)
+    "PROMPT_EMBEDDING_TABLE",
+    "PROMPT_TABLE_EXTRA_ID",
+) + MULTIMODAL_INPUTS
 
 
 class TritonPythonModel:
@@ -249,21 +306,21 @@ class TritonPythonModel:
 
     def initialize(self, args):
         model_config = json.loads(args["model_config"])
-        self.preprocessor = Preprocessor(model_parameters(model_config))
-        self.output_dtypes = {
-            output["name"]: pb_utils.triton_string_to_numpy(output["data_type"])
-            for output in model_config.get("output", [])
-        }
+        self.output_dtypes = tensor_types(model_config, "output")
+        # A config without tensor lists (a hand-written one) takes every tensor this model knows.
+        declared = tensor_types(model_config, "input")
+        self.input_names = [name for name in declared if name in INPUT_NAMES] if declared else list(INPUT_NAMES)
+        self.preprocessor = Preprocessor(model_parameters(model_config), outputs=list(self.output_dtypes) or None)
 
     def execute(self, requests):
         responses = []
         for request in requests:
             try:
-                outputs = self.preprocessor(request_inputs(pb_utils, request, INPUT_NAMES))
+                outputs = self.preprocessor(request_inputs(pb_utils, request, self.input_names))
                 tensors = [
-                    pb_utils.Tensor(name, value.astype(self.output_dtypes.get(name, value.dtype)))
+                    pb_utils.Tensor(name, value.astype(self.output_dtypes.get(name) or value.dtype))
                     for name, value in outputs.items()
-                    if name in self.output_dtypes
+                    if name in self.output_dtypes or not self.output_dtypes
                 ]
                 responses.append(pb_utils.InferenceResponse(output_tensors=tensors))
             except Exception as error:  # noqa: BLE001 - one bad request must not fail the batch

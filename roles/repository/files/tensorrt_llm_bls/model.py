@@ -1,17 +1,20 @@
 """`tensorrt_llm_bls`: the ensemble's contract as one Python model (BLS).
 
-Takes the same request as `ensemble` (text_input, max_tokens, optional
-sampling inputs, stream ...) and answers text_output, cum_log_probs and
-output_log_probs, calling `preprocessing`, `tensorrt_llm` and
-`postprocessing` through Triton's business logic scripting. Compared with
-the ensemble it can accumulate streamed tokens (parameter
-accumulate_tokens): every streamed text_output then carries the whole text
-so far, decoded from all tokens, which keeps multi-byte characters and
-word-leading spaces whole.
+Takes the same request as the `ensemble` of the same release (its config
+Triton hands the model lists the inputs and outputs: text_input, max_tokens,
+the sampling inputs, stream ...) and answers text_output and the outputs the
+release's ensemble has (cum_log_probs, output_log_probs, logits, batch_index,
+sequence_index, perf metrics...), calling `preprocessing`, `tensorrt_llm` and
+`postprocessing` through Triton's business logic scripting. text_output comes
+from postprocessing; every other output is tensorrt_llm's, passed through as
+the ensemble maps it. Compared with the ensemble it can accumulate streamed
+tokens (parameter accumulate_tokens): every streamed text_output then carries
+the whole text so far, decoded from all tokens, which keeps multi-byte
+characters and word-leading spaces whole.
 
 Parameters: accumulate_tokens, tensorrt_llm_model_name (default
-tensorrt_llm), tensorrt_llm_draft_model_name (not used by this model; kept
-for parity with upstream's configuration).
+tensorrt_llm), tensorrt_llm_draft_model_name (a draft model is not served:
+num_draft_tokens and use_draft_logits get an error naming them).
 
 The tensor plumbing is plain functions and classes so they can be tested
 without Triton; the Triton utilities are imported only inside the server.
@@ -34,6 +37,12 @@ from tritonfleet_model_utils import error_response, model_parameters, parse_bool
 # client input -> preprocessing input
 CLIENT_TO_PREPROCESSING = {
     "text_input": "QUERY",
+    "decoder_text_input": "DECODER_QUERY",
+    "image_input": "IMAGE",
+    "image_bytes_input": "IMAGE_BYTES",
+    "image_url_input": "IMAGE_URL",
+    "image_sizes_input": "IMAGE_SIZES",
+    "video_bytes_input": "VIDEO_BYTES",
     "max_tokens": "REQUEST_OUTPUT_LEN",
     "bad_words": "BAD_WORDS_DICT",
     "stop_words": "STOP_WORDS_DICT",
@@ -41,6 +50,7 @@ CLIENT_TO_PREPROCESSING = {
     "embedding_bias_weights": "EMBEDDING_BIAS_WEIGHTS",
     "end_id": "END_ID",
     "pad_id": "PAD_ID",
+    "prompt_table_extra_id": "PROMPT_TABLE_EXTRA_ID",
 }
 # preprocessing output -> tensorrt_llm input
 PREPROCESSING_TO_ENGINE = {
@@ -52,7 +62,13 @@ PREPROCESSING_TO_ENGINE = {
     "EMBEDDING_BIAS": "embedding_bias",
     "OUT_END_ID": "end_id",
     "OUT_PAD_ID": "pad_id",
+    "DECODER_INPUT_ID": "decoder_input_ids",
+    "REQUEST_DECODER_INPUT_LEN": "decoder_input_lengths",
+    "OUT_PROMPT_TABLE_EXTRA_IDS": "prompt_table_extra_ids",
 }
+# What preprocessing answers at 0.7 (no end/pad ids, no decoder inputs).
+PREPROCESSING_OUTPUTS_0_7 = ("INPUT_ID", "REQUEST_INPUT_LEN", "REQUEST_OUTPUT_LEN", "BAD_WORDS_IDS",
+                             "STOP_WORDS_IDS", "EMBEDDING_BIAS")
 # client input -> tensorrt_llm input, passed straight through
 CLIENT_TO_ENGINE = {
     "top_k": "runtime_top_k",
@@ -61,14 +77,23 @@ CLIENT_TO_ENGINE = {
     "length_penalty": "len_penalty",
     "repetition_penalty": "repetition_penalty",
     "min_length": "min_length",
+    "min_tokens": "min_tokens",
     "presence_penalty": "presence_penalty",
+    "frequency_penalty": "frequency_penalty",
     "random_seed": "random_seed",
+    "seed": "seed",
     "return_log_probs": "return_log_probs",
+    "return_context_logits": "return_context_logits",
+    "return_generation_logits": "return_generation_logits",
+    "return_perf_metrics": "return_perf_metrics",
+    "return_num_input_tokens": "return_num_input_tokens",
+    "return_num_output_tokens": "return_num_output_tokens",
+    "exclude_input_in_output": "exclude_input_in_output",
+    "num_return_sequences": "num_return_sequences",
     "beam_width": "beam_width",
     "stream": "streaming",
     "prompt_embedding_table": "prompt_embedding_table",
     "prompt_vocab_size": "prompt_vocab_size",
-    "frequency_penalty": "frequency_penalty",
     "runtime_top_p_min": "runtime_top_p_min",
     "runtime_top_p_decay": "runtime_top_p_decay",
     "runtime_top_p_reset_ids": "runtime_top_p_reset_ids",
@@ -77,19 +102,15 @@ CLIENT_TO_ENGINE = {
     "lora_task_id": "lora_task_id",
     "lora_weights": "lora_weights",
     "lora_config": "lora_config",
+    "guided_decoding_guide_type": "guided_decoding_guide_type",
+    "guided_decoding_guide": "guided_decoding_guide",
 }
+# BLS inputs for a draft model, which this project does not serve.
+DRAFT_INPUTS = ("num_draft_tokens", "use_draft_logits")
 # tensorrt_llm output -> postprocessing input
 ENGINE_TO_POSTPROCESSING = {
     "output_ids": "TOKENS_BATCH",
     "sequence_length": "SEQUENCE_LENGTH",
-    "cum_log_probs": "CUM_LOG_PROBS",
-    "output_log_probs": "OUTPUT_LOG_PROBS",
-}
-# postprocessing output -> client output
-POSTPROCESSING_TO_CLIENT = {
-    "OUTPUT": "text_output",
-    "OUT_CUM_LOG_PROBS": "cum_log_probs",
-    "OUT_OUTPUT_LOG_PROBS": "output_log_probs",
 }
 # Optional engine inputs an empty tensor stands for "none" (not forwarded).
 DROP_WHEN_EMPTY = ("bad_words_list", "stop_words_list", "embedding_bias")
@@ -103,8 +124,8 @@ def first_bool(value):
     return bool(array[0]) if array.size else False
 
 
-def preprocessing_inputs(client):
-    """Inputs of `preprocessing` from the client's inputs."""
+def preprocessing_inputs(client, via_preprocessing=None):
+    """Inputs of `preprocessing` from the client's inputs (``via_preprocessing``: the client inputs it takes)."""
     if client.get("text_input") is None:
         raise ValueError("text_input is required")
     if client.get("max_tokens") is None:
@@ -112,12 +133,16 @@ def preprocessing_inputs(client):
     return {
         target: client[source]
         for source, target in CLIENT_TO_PREPROCESSING.items()
-        if client.get(source) is not None
+        if client.get(source) is not None and (via_preprocessing is None or source in via_preprocessing)
     }
 
 
-def engine_inputs(client, preprocessed):
-    """Inputs of `tensorrt_llm` from the client's inputs and preprocessing's outputs."""
+def engine_inputs(client, preprocessed, direct=()):
+    """Inputs of `tensorrt_llm` from the client's inputs and preprocessing's outputs.
+
+    ``direct`` names client inputs sent straight to the engine besides
+    CLIENT_TO_ENGINE's (end_id and pad_id at 0.7, whose preprocessing has none).
+    """
     inputs = {}
     for source, target in PREPROCESSING_TO_ENGINE.items():
         value = preprocessed.get(source)
@@ -129,6 +154,9 @@ def engine_inputs(client, preprocessed):
     for source, target in CLIENT_TO_ENGINE.items():
         if client.get(source) is not None:
             inputs[target] = client[source]
+    for name in direct:
+        if client.get(name) is not None:
+            inputs[name] = client[name]
     return inputs
 
 
@@ -141,13 +169,15 @@ def postprocessing_inputs(generated):
     }
 
 
-def client_outputs(postprocessed):
-    """The client's outputs from `postprocessing`'s outputs."""
-    return {
-        target: postprocessed[source]
-        for source, target in POSTPROCESSING_TO_CLIENT.items()
-        if postprocessed.get(source) is not None
-    }
+def client_outputs(postprocessed, generated, outputs):
+    """The client's outputs: text_output from postprocessing, the rest from `tensorrt_llm` as the ensemble maps it."""
+    result = {}
+    if postprocessed.get("OUTPUT") is not None:
+        result["text_output"] = postprocessed["OUTPUT"]
+    for name in outputs:
+        if name != "text_output" and generated.get(name) is not None:
+            result[name] = generated[name]
+    return result
 
 
 def first_response(responses):
@@ -182,55 +212,70 @@ class TokenAccumulator:
         return accumulated
 
 
+# The client contract of 0.7's BLS, used when no config says otherwise.
+DEFAULT_INPUTS = ("text_input", "max_tokens", "bad_words", "stop_words", "end_id", "pad_id", "top_k", "top_p",
+                  "temperature", "length_penalty", "repetition_penalty", "min_length", "presence_penalty",
+                  "random_seed", "return_log_probs", "beam_width", "stream", "prompt_embedding_table",
+                  "prompt_vocab_size", "embedding_bias_words", "embedding_bias_weights")
+DEFAULT_OUTPUTS = ("text_output", "cum_log_probs", "output_log_probs")
+
+
 class Pipeline:
     """preprocessing -> tensorrt_llm -> postprocessing for one request.
 
     `call(model, inputs, outputs, decoupled)` runs one model and yields dicts
     of output arrays, one per response; injected so that tests can run the
-    pipeline without Triton.
+    pipeline without Triton. ``inputs`` and ``outputs`` are the names in this
+    model's config (the client contract of the release).
     """
 
-    def __init__(self, call, engine_model="tensorrt_llm", decoupled=True, accumulate=False):
+    def __init__(self, call, engine_model="tensorrt_llm", decoupled=True, accumulate=False,
+                 inputs=DEFAULT_INPUTS, outputs=DEFAULT_OUTPUTS):
         self.call = call
         self.engine_model = engine_model
         self.decoupled = decoupled
         self.accumulate = accumulate
+        self.inputs = list(inputs)
+        self.outputs = list(outputs)
+        # From 0.12 preprocessing takes end/pad ids and answers decoder inputs;
+        # 0.7's BLS sends end/pad ids to the engine itself.
+        self.modern = "decoder_text_input" in self.inputs
+        self.direct = () if self.modern else ("end_id", "pad_id")
+
+    def _preprocessing_outputs(self, client):
+        if not self.modern:
+            return list(PREPROCESSING_OUTPUTS_0_7)
+        names = [name for name in PREPROCESSING_TO_ENGINE if name != "OUT_PROMPT_TABLE_EXTRA_IDS"]
+        if client.get("prompt_table_extra_id") is not None:
+            names.append("OUT_PROMPT_TABLE_EXTRA_IDS")
+        return names
 
     def run(self, client):
         """Yield the client's outputs, one dict per response."""
+        for name in DRAFT_INPUTS:
+            if client.get(name) is not None:
+                raise ValueError(f"input {name} is not supported: no draft model is served here (leave it out)")
         streaming = first_bool(client.get("stream"))
         if streaming and not self.decoupled:
-            raise ValueError("stream=true needs the decoupled transaction policy (repository_decoupled)")
+            raise ValueError("input stream: streaming is only supported when the model is deployed decoupled "
+                             "(repository_decoupled); this model is not decoupled")
+        via = [name for name in CLIENT_TO_PREPROCESSING if self.modern or name not in ("end_id", "pad_id")]
         preprocessed = first_response(
-            (
-                self.call(
-                    "preprocessing",
-                    preprocessing_inputs(client),
-                    list(PREPROCESSING_TO_ENGINE),
-                    False,
-                )
-            )
+            self.call("preprocessing", preprocessing_inputs(client, via), self._preprocessing_outputs(client), False)
         )
-        inputs = engine_inputs(client, preprocessed)
+        inputs = engine_inputs(client, preprocessed, self.direct)
+        engine_outputs = list(ENGINE_TO_POSTPROCESSING) + [
+            name for name in self.outputs if name != "text_output" and name not in ENGINE_TO_POSTPROCESSING]
         accumulator = TokenAccumulator() if (self.accumulate and streaming) else None
-        for generated in self.call(
-            self.engine_model, inputs, list(ENGINE_TO_POSTPROCESSING), self.decoupled
-        ):
+        for generated in self.call(self.engine_model, inputs, engine_outputs, self.decoupled):
             if generated.get("output_ids") is None:
                 continue  # e.g. the empty response that only carries the final flag
             if accumulator is not None:
                 generated = accumulator.add(generated)
             postprocessed = first_response(
-                (
-                    self.call(
-                        "postprocessing",
-                        postprocessing_inputs(generated),
-                        list(POSTPROCESSING_TO_CLIENT),
-                        False,
-                    )
-                )
+                self.call("postprocessing", postprocessing_inputs(generated), ["OUTPUT"], False)
             )
-            yield client_outputs(postprocessed)
+            yield client_outputs(postprocessed, generated, self.outputs)
 
 
 def triton_call(model, inputs, outputs, decoupled):
@@ -253,9 +298,6 @@ def triton_call(model, inputs, outputs, decoupled):
             yield result
 
 
-CLIENT_INPUTS = tuple(CLIENT_TO_PREPROCESSING) + tuple(CLIENT_TO_ENGINE)
-
-
 class TritonPythonModel:
     """Triton entry point."""
 
@@ -268,12 +310,13 @@ class TritonPythonModel:
             engine_model=params.get("tensorrt_llm_model_name") or "tensorrt_llm",
             decoupled=self.decoupled,
             accumulate=parse_bool(params.get("accumulate_tokens"), False),
+            inputs=[entry["name"] for entry in model_config.get("input", [])],
+            outputs=[entry["name"] for entry in model_config.get("output", [])],
         )
 
-    @staticmethod
-    def _client_inputs(request):
+    def _client_inputs(self, request):
         inputs = {}
-        for name in CLIENT_INPUTS:
+        for name in self.pipeline.inputs:
             tensor = pb_utils.get_input_tensor_by_name(request, name)
             if tensor is not None:
                 inputs[name] = tensor.as_numpy()

@@ -267,7 +267,8 @@ class CpuEngine:
 
     def generate(self, input_ids, max_new_tokens, end_id=None, pad_id=None, temperature=1.0, top_k=1, top_p=0.0,
                  repetition_penalty=1.0, presence_penalty=0.0, min_length=1, random_seed=None, stop_words=None,
-                 bad_words=None, embedding_bias=None, return_log_probs=False, prompt_embedding_table=None):
+                 bad_words=None, embedding_bias=None, return_log_probs=False, prompt_embedding_table=None,
+                 frequency_penalty=0.0, rng=None, details=False, context_logits=None):
         """Generate up to ``max_new_tokens`` tokens after ``input_ids``, one step at a time.
 
         Returns a generator of ``(token_id, log_prob)`` pairs so callers can
@@ -299,6 +300,16 @@ class CpuEngine:
           vocabulary, or 0.0 when ``return_log_probs`` is False.
         * ``prompt_embedding_table`` ([rows, hidden]) serves prompt ids
           >= vocab_size (p-tuning): id vocab_size + i embeds as row i.
+        * ``frequency_penalty`` is subtracted once per earlier occurrence of a
+          token (prompt included, as ``presence_penalty``).
+        * ``rng`` (a ``numpy.random.Generator``) replaces the one made from
+          ``random_seed``: several sequences of one request draw from one
+          stream, so they differ and a seed still reproduces all of them.
+        * ``details`` True yields ``(token_id, log_prob, logits)`` triples;
+          ``logits`` is the model's raw float32 row for that step (what
+          TensorRT-LLM returns as generation logits, before penalties).
+        * ``context_logits``, a list, receives the raw logits of every prompt
+          position ([prompt length, vocab]) when the prompt has been run.
         """
         ids = np.asarray(input_ids)
         if ids.ndim != 1 or ids.size == 0 or ids.dtype.kind not in "iu":
@@ -350,7 +361,10 @@ class CpuEngine:
             end_id=self.eos_id if end_id is None else int(end_id),
             temperature=temperature, top_k=top_k, top_p=top_p, greedy=greedy,
             repetition_penalty=float(repetition_penalty), presence_penalty=float(presence_penalty or 0.0),
-            min_length=int(min_length or 0), rng=None if greedy else np.random.default_rng(random_seed),
+            frequency_penalty=float(frequency_penalty or 0.0),
+            min_length=int(min_length or 0),
+            rng=None if greedy else (rng if rng is not None else np.random.default_rng(random_seed)),
+            details=bool(details), context_logits=context_logits,
             stop_words=_clean_word_list(stop_words, "stop_words"),
             bad_words=_clean_word_list(bad_words, "bad_words"),
             bias=bias, return_log_probs=bool(return_log_probs), table=table)
@@ -360,12 +374,17 @@ class CpuEngine:
         if max_new_tokens == 0:
             return
         sequence = [int(t) for t in ids]
-        present = np.zeros(self.vocab_size, dtype=bool)
-        present[ids[ids < self.vocab_size]] = True
+        counts = np.zeros(self.vocab_size, dtype=np.int64)
+        np.add.at(counts, ids[ids < self.vocab_size], 1)
+        present = counts > 0
         cache = self.new_cache(ids.size + max_new_tokens)
-        logits = self.forward(ids, cache, s["table"], all_logits=False)[0]
+        sink = s["context_logits"]
+        prompt_logits = self.forward(ids, cache, s["table"], all_logits=sink is not None)
+        if sink is not None:
+            sink.append(prompt_logits)
+        logits = prompt_logits[-1]
         for step in range(max_new_tokens):
-            scores = self._process(logits, sequence, present, step, s)
+            scores = self._process(logits, sequence, present, step, s, counts)
             if s["greedy"]:
                 token = int(np.argmax(scores))
             else:
@@ -374,15 +393,19 @@ class CpuEngine:
             if token == s["end_id"]:
                 return
             log_prob = float(_log_softmax(scores)[token]) if s["return_log_probs"] else 0.0
-            yield token, log_prob
+            if s["details"]:
+                yield token, log_prob, logits
+            else:
+                yield token, log_prob
             sequence.append(token)
             present[token] = True
+            counts[token] += 1
             if any(sequence[-len(word):] == word for word in s["stop_words"] if len(word) <= len(sequence)):
                 return
             if step + 1 < max_new_tokens:
                 logits = self.forward([token], cache, s["table"], all_logits=False)[0]
 
-    def _process(self, logits, sequence, present, step, s):
+    def _process(self, logits, sequence, present, step, s, counts=None):
         """Apply bias, penalties, bans and min_length to one step's logits (a copy)."""
         scores = logits.astype(np.float32, copy=True)
         if s["bias"] is not None:
@@ -392,6 +415,8 @@ class CpuEngine:
             scores[present] = np.where(seen > 0, seen / s["repetition_penalty"], seen * s["repetition_penalty"])
         if s["presence_penalty"]:
             scores[present] -= np.float32(s["presence_penalty"])
+        if s.get("frequency_penalty") and counts is not None:
+            scores -= np.float32(s["frequency_penalty"]) * counts.astype(np.float32)
         for word in s["bad_words"]:
             prefix = word[:-1]
             if not prefix or (len(prefix) <= len(sequence) and sequence[-len(prefix):] == prefix):

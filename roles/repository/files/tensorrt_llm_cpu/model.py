@@ -4,38 +4,58 @@
 """Triton Python backend model serving the CPU reference engine as ``tensorrt_llm``.
 
 In the ``cpu`` accelerator mode this file stands where the ``tensorrtllm``
-backend stands on GPUs: it speaks upstream TensorRT-LLM backend's tensor
-contract (input_ids, input_lengths, request_output_len, end_id, pad_id,
-stop/bad word lists, sampling knobs, streaming -> output_ids,
-sequence_length, cum_log_probs, output_log_probs), so the ensemble,
-preprocessing and postprocessing models and every client are the same in both
-modes.
+backend stands on GPUs. It answers with the tensors of the config.pbtxt Triton
+hands it, so it speaks the contract of whichever TensorRT-LLM release the
+repository was rendered for:
 
-Parameters read from config.pbtxt (unset ones, and ``${...}`` template
-placeholders left unfilled, take the default):
+* inputs: the old and the new names (``min_length``/``min_tokens``,
+  ``random_seed``/``seed``), ``exclude_input_in_output`` as a request input
+  (0.19 and later) over the parameter, ``num_return_sequences``, stop and bad
+  word lists, end and pad ids, the p-tuning prompt table, the sampling knobs;
+* outputs: log-probs and logits computed by the engine, ``batch_index`` and
+  ``sequence_index``, the timestamps it measured for ``return_perf_metrics``,
+  ``num_input_tokens``/``num_output_tokens``.
 
-* ``gpt_model_path``: the engine directory (required; relative paths are
-  resolved against this model's directory).
-* ``exclude_input_in_output``: "true" (default) or "false".
-* ``max_beam_width``: default 1; the engine decodes with one beam only.
+Which outputs a response carries follows the release's backend. Up to 0.12
+(configs without ``sequence_index``) every declared output is in every
+response: log-probs are always real; logits not asked for are the backend's
+``[1, 1, 1]`` zero stand-in, which says "not requested". From 0.19 an output is
+present only when asked for (``return_log_probs``, ``return_*_logits``,
+``return_perf_metrics``) or meaningful (``batch_index`` with batch > 1,
+``sequence_index`` with more than one sequence). Outputs the CPU engine has no
+truthful value for (KV-cache block counts, speculative acceptance rate) are
+left out.
 
-GPU-only parameters (kv_cache_free_gpu_mem_fraction, batch_scheduler_policy,
-gpt_model_type, ...) are ignored.
+A request carrying an input the CPU engine cannot honour (LoRA, draft tokens,
+guided decoding, encoder or cross-attention inputs, beam search...) gets an
+error response naming the input, never a silently different answer.
 
-The model works both decoupled (responses through each request's response
-sender; ``streaming`` true sends one response per generated token) and
-non-decoupled (one response per request; streaming is then refused). Requests
-are decoded one after another: this is a reference for correctness, not a
-batching engine.
+Parameters read from config.pbtxt (unset ones, and ``${...}`` placeholders
+left unfilled, take the default): ``gpt_model_path`` (required; relative
+paths are resolved against the model's directory), ``exclude_input_in_output``
+(default true), ``max_beam_width`` (default 1). GPU-only parameters are
+ignored.
+
+Decoupled, each request's responses go through its response sender
+(``streaming`` true: one response per token); not decoupled, one response per
+request, and ``streaming`` is refused as the TensorRT-LLM backend refuses it.
+Requests are decoded one after another: a reference for correctness, not a
+batching engine. The logic lives in :class:`EngineModel` (no Triton needed), so
+the unit tests drive it directly.
 """
 
 import json
 import os
 import sys
+import time
 import traceback
 
 import numpy as np
-import triton_python_backend_utils as pb_utils
+
+try:  # only present inside the Triton Python backend stub
+    import triton_python_backend_utils as pb_utils
+except ImportError:  # pragma: no cover - unit tests drive EngineModel directly
+    pb_utils = None
 
 # The runtime ships in this version directory next to this file; Triton does
 # not put that directory on sys.path.
@@ -47,7 +67,42 @@ from cpu_engine_runtime import CpuEngine, EngineLoadError, RequestError  # noqa:
 
 _TRUE = ("true", "1", "yes", "on")
 _FALSE = ("false", "0", "no", "off")
-_OUTPUTS = ("output_ids", "sequence_length", "cum_log_probs", "output_log_probs")
+
+NUMPY_TYPES = {
+    "TYPE_BOOL": np.bool_, "TYPE_UINT8": np.uint8, "TYPE_UINT64": np.uint64, "TYPE_INT32": np.int32,
+    "TYPE_INT64": np.int64, "TYPE_FP16": np.float16, "TYPE_FP32": np.float32, "TYPE_BF16": np.float32,
+    "TYPE_STRING": np.object_,
+}
+
+# Inputs the engine cannot honour, with what a client can do instead.
+UNSUPPORTED = {
+    "draft_input_ids": "speculative decoding (draft tokens)",
+    "draft_logits": "speculative decoding (draft logits)",
+    "draft_acceptance_threshold": "speculative decoding",
+    "encoder_input_features": "encoder-decoder models",
+    "encoder_output_lengths": "encoder-decoder models",
+    "cross_attention_mask": "encoder-decoder and multimodal models",
+    "skip_cross_attn_blocks": "encoder-decoder and multimodal models",
+    "mrope_rotary_cos_sin": "multimodal models (mrope)",
+    "mrope_position_deltas": "multimodal models (mrope)",
+    "lora_task_id": "LoRA adapters",
+    "lora_weights": "LoRA adapters",
+    "lora_config": "LoRA adapters",
+    "context_phase_params": "disaggregated serving",
+    "guided_decoding_guide_type": "guided decoding",
+    "guided_decoding_guide": "guided decoding",
+    "lookahead_window_size": "lookahead decoding",
+    "lookahead_ngram_size": "lookahead decoding",
+    "lookahead_verification_set_size": "lookahead decoding",
+}
+# Inputs that change nothing on this engine, accepted as the backend accepts
+# them: beam-search knobs with one beam, the prompt-table ids that only key
+# KV-cache reuse, and KV-cache retention priorities (no cache outlives a request).
+IGNORED = ("len_penalty", "early_stopping", "beam_search_diversity_rate", "runtime_top_p_min",
+           "runtime_top_p_reset_ids", "prompt_table_extra_ids", "retention_token_range_starts",
+           "retention_token_range_ends", "retention_token_range_priorities",
+           "retention_token_range_durations_ms", "retention_decode_priority", "retention_decode_duration_ms")
+PERF_TIMES = ("arrival_time_ns", "first_scheduled_time_ns", "first_token_time_ns", "last_token_time_ns")
 
 
 def _parameter(parameters, name):
@@ -82,15 +137,6 @@ def _int_parameter(parameters, name, default):
         raise ValueError("parameter %s must be an integer, got %r" % (name, value))
 
 
-def _error(message):
-    # Older Python backends take no error code; INVALID_ARG tells clients the
-    # request, not the server, is at fault.
-    code = getattr(pb_utils.TritonError, "INVALID_ARG", None)
-    if code is None:
-        return pb_utils.TritonError(message)
-    return pb_utils.TritonError(message, code)
-
-
 def _word_list(flat, what):
     """Decode upstream's flattened word list [2, n]: row 0 the ids, row 1 cumulative end offsets padded with -1."""
     flat = np.asarray(flat)
@@ -114,27 +160,23 @@ def _word_list(flat, what):
     return words
 
 
-class _Request:
-    """One inference request's inputs, split per sequence of the batch."""
+class ParsedRequest:
+    """One inference request's inputs (a dict name -> array), split per sequence of the batch."""
 
-    def __init__(self, request):
-        self.arrays = {}
-        for name in ("input_ids", "input_lengths", "request_output_len", "end_id", "pad_id", "stop_words_list",
-                     "bad_words_list", "embedding_bias", "beam_width", "temperature", "runtime_top_k",
-                     "runtime_top_p", "len_penalty", "repetition_penalty", "min_length", "presence_penalty",
-                     "random_seed", "return_log_probs", "stop", "streaming", "prompt_embedding_table",
-                     "prompt_vocab_size"):
-            tensor = pb_utils.get_input_tensor_by_name(request, name)
-            if tensor is not None:
-                self.arrays[name] = tensor.as_numpy()
+    def __init__(self, arrays):
+        self.arrays = {name: np.asarray(value) for name, value in arrays.items() if value is not None}
         if "input_ids" not in self.arrays:
-            raise RequestError("input_ids is required")
+            raise RequestError("input_ids is required (the CPU engine takes token ids, not encoder features)")
         if "request_output_len" not in self.arrays:
             raise RequestError("request_output_len is required")
         input_ids = self.arrays["input_ids"]
         # With max_batch_size 0 in config.pbtxt tensors arrive without the batch dim.
         self.input_ids = input_ids.reshape(1, -1) if input_ids.ndim == 1 else input_ids.reshape(input_ids.shape[0], -1)
         self.batch_size = self.input_ids.shape[0]
+
+    def sent(self, name):
+        array = self.arrays.get(name)
+        return array is not None and array.size > 0
 
     def row(self, name, index):
         """The ``index``-th sequence's slice of an input, or None when the input was not sent."""
@@ -156,10 +198,283 @@ class _Request:
         value = np.asarray(value).reshape(-1)
         return default if value.size == 0 else cast(value[0])
 
+    def first(self, names, index, default, cast):
+        """The scalar of the first of ``names`` that was sent (a release's name, then the other release's)."""
+        for name in names:
+            if name in self.arrays:
+                return self.scalar(name, index, default, cast)
+        return default
+
     def flag(self, name):
         """A BOOL input that applies to the whole request (true if any sequence sets it)."""
         array = self.arrays.get(name)
         return bool(array is not None and array.size and np.any(array))
+
+
+def _pad_to(array, shape, fill):
+    if tuple(array.shape) == tuple(shape):
+        return array
+    out = np.full(shape, fill, dtype=array.dtype)
+    out[tuple(slice(0, n) for n in array.shape)] = array
+    return out
+
+
+def stack_responses(pieces, fills):
+    """Join per-sequence responses (leading dim 1) into one response of the whole batch, padding trailing dims."""
+    if len(pieces) == 1:
+        return pieces[0]
+    names = [name for name in pieces[0] if all(name in piece for piece in pieces)]
+    joined = {}
+    for name in names:
+        arrays = [np.asarray(piece[name]) for piece in pieces]
+        shape = [max(a.shape[d] for a in arrays) for d in range(1, arrays[0].ndim)]
+        joined[name] = np.concatenate(
+            [_pad_to(a, [a.shape[0]] + shape, fills.get(name, 0)) for a in arrays], axis=0)
+    return joined
+
+
+class EngineModel:
+    """The request handling of the cpu ``tensorrt_llm`` model, independent of Triton.
+
+    ``model_config`` is the parsed config Triton hands the model; its inputs
+    and outputs decide what a request may carry and what a response holds.
+    """
+
+    def __init__(self, engine, model_config, decoupled, clock=time.time_ns):
+        parameters = model_config.get("parameters") or {}
+        self.engine = engine
+        self.decoupled = bool(decoupled)
+        self.clock = clock
+        self.exclude_input_in_output = _bool_parameter(parameters, "exclude_input_in_output", True)
+        self.max_beam_width = _int_parameter(parameters, "max_beam_width", 1)
+        self.inputs = [entry["name"] for entry in model_config.get("input", [])]
+        self.output_types = {entry["name"]: NUMPY_TYPES.get(entry.get("data_type"), None)
+                             for entry in model_config.get("output", [])}
+        # Up to 0.12 the backend answered every declared output; 0.19 (the
+        # release that added sequence_index) only what was asked for.
+        self.always = "sequence_index" not in self.output_types
+
+    # ------------------------------------------------------------------ checks
+
+    def parse(self, arrays):
+        """Check a request's inputs and return the ParsedRequest; RequestError names what cannot be honoured."""
+        unknown = sorted(name for name, value in arrays.items() if value is not None and name not in self.inputs)
+        if unknown:
+            raise RequestError("unexpected input(s) %s: not in this model's config" % ", ".join(unknown))
+        parsed = ParsedRequest(arrays)
+        for name, what in UNSUPPORTED.items():
+            if parsed.sent(name):
+                raise RequestError("input %s is not supported by the CPU reference engine (%s needs the gpu "
+                                   "accelerator mode); leave it out of the request" % (name, what))
+        for index in range(parsed.batch_size):
+            decay = parsed.scalar("runtime_top_p_decay", index, 1.0, float)
+            if decay != 1.0:
+                raise RequestError("input runtime_top_p_decay %r is not supported by the CPU reference engine "
+                                   "(send 1.0 or leave it out)" % decay)
+            beam_width = parsed.scalar("beam_width", index, 1, int)
+            if beam_width != 1:
+                raise RequestError("input beam_width %d is not supported: the CPU reference engine decodes with a "
+                                   "single beam (send beam_width 1 and num_return_sequences for several answers)"
+                                   % beam_width)
+            self._check_decoder_inputs(parsed, index)
+        count = self.num_sequences(parsed)
+        if count < 1:
+            raise RequestError("input num_return_sequences must be at least 1, got %d" % count)
+        if parsed.flag("streaming") and not self.decoupled:
+            raise RequestError("input streaming: streaming is only supported when the model is deployed decoupled "
+                               "(model_transaction_policy { decoupled: true }); this model is not decoupled")
+        if count > 1 and not self.decoupled:
+            raise RequestError("input num_return_sequences %d needs the decoupled transaction policy (one response "
+                               "per sequence); this model is not decoupled" % count)
+        if self.decoupled and parsed.batch_size > 1 and parsed.flag("streaming") and \
+                "batch_index" not in self.output_types:
+            raise RequestError("streaming requests must carry one sequence (batch size 1) at this release (its "
+                               "responses have no batch_index), got %d" % parsed.batch_size)
+        if parsed.batch_size > self.engine.max_batch_size:
+            raise RequestError("the request carries %d sequences but the engine was built with max_batch_size %d"
+                               % (parsed.batch_size, self.engine.max_batch_size))
+        return parsed
+
+    def _check_decoder_inputs(self, parsed, index):
+        """decoder_input_ids is what preprocessing fills for decoder-only models ([pad_id], length 1); more is an
+        encoder-decoder request the engine cannot serve."""
+        if not parsed.sent("decoder_input_ids"):
+            return
+        ids = np.asarray(parsed.row("decoder_input_ids", index)).reshape(-1)
+        length = parsed.scalar("decoder_input_lengths", index, ids.size, int)
+        pad_id = parsed.scalar("pad_id", index, self.engine.pad_id, int)
+        if length > 1 or (length == 1 and ids.size and int(ids[0]) != pad_id):
+            raise RequestError("input decoder_input_ids (decoder_text_input) is for encoder-decoder models; the CPU "
+                               "reference engine is decoder-only: leave decoder_text_input out")
+
+    @staticmethod
+    def num_sequences(parsed):
+        return parsed.scalar("num_return_sequences", 0, 1, int)
+
+    # ------------------------------------------------------------------ generation
+
+    def _steps(self, parsed, index, rng, context_sink, want_log_probs):
+        """Validate one batch entry's inputs and return (prompt ids, generator of (token, log prob, logits))."""
+        width = parsed.input_ids.shape[1]
+        length = parsed.scalar("input_lengths", index, width, int)
+        if not 1 <= length <= width:
+            raise RequestError("input_lengths %d must lie in [1, %d] (the width of input_ids)" % (length, width))
+        prompt = parsed.input_ids[index, :length]
+        table = parsed.row("prompt_embedding_table", index)
+        if table is not None:
+            table = np.asarray(table, dtype=np.float32)
+            table = table.reshape(-1, table.shape[-1]) if table.size else None
+            rows = parsed.scalar("prompt_vocab_size", index, None, int)
+            if table is not None and rows is not None:
+                table = table[:max(rows, 0)]
+        stop_words = parsed.row("stop_words_list", index)
+        bad_words = parsed.row("bad_words_list", index)
+        steps = self.engine.generate(
+            prompt, parsed.scalar("request_output_len", index, None, int),
+            end_id=parsed.scalar("end_id", index, self.engine.eos_id, int),
+            pad_id=parsed.scalar("pad_id", index, self.engine.pad_id, int),
+            temperature=parsed.scalar("temperature", index, 1.0, float),
+            top_k=parsed.scalar("runtime_top_k", index, 1, int),
+            top_p=parsed.scalar("runtime_top_p", index, 0.0, float),
+            repetition_penalty=parsed.scalar("repetition_penalty", index, 1.0, float),
+            presence_penalty=parsed.scalar("presence_penalty", index, 0.0, float),
+            frequency_penalty=parsed.scalar("frequency_penalty", index, 0.0, float),
+            min_length=parsed.first(("min_tokens", "min_length"), index, 1, int),
+            stop_words=None if stop_words is None else _word_list(stop_words, "stop_words_list"),
+            bad_words=None if bad_words is None else _word_list(bad_words, "bad_words_list"),
+            embedding_bias=parsed.row("embedding_bias", index),
+            return_log_probs=want_log_probs,
+            prompt_embedding_table=table,
+            rng=rng, details=True, context_logits=context_sink,
+        )
+        return prompt, steps
+
+    def _rng(self, parsed, index):
+        seed = parsed.first(("seed", "random_seed"), index, None, int)
+        return np.random.default_rng(seed)
+
+    def responses(self, arrays, arrival_ns=None):
+        """Yield the responses (dicts output name -> array) that answer one request, in order.
+
+        Not decoupled: exactly one, holding the whole batch. Decoupled: one per
+        batch entry and sequence, or one per token when streaming.
+        """
+        arrival_ns = self.clock() if arrival_ns is None else arrival_ns
+        parsed = self.parse(arrays)
+        streaming = parsed.flag("streaming")
+        if parsed.flag("stop") and (streaming or self.decoupled):
+            return  # a stopped request ends with the final flag alone
+        pieces = []
+        for index in range(parsed.batch_size):
+            rng = self._rng(parsed, index)
+            for sequence in range(self.num_sequences(parsed)):
+                for response in self._sequence(parsed, index, sequence, rng, streaming, arrival_ns):
+                    if streaming:
+                        yield response
+                    else:
+                        pieces.append(response)
+        if streaming:
+            return
+        separate = self.decoupled and ("batch_index" in self.output_types or self.num_sequences(parsed) > 1)
+        if separate:
+            for piece in pieces:
+                yield piece
+        else:
+            yield stack_responses(pieces, {"output_ids": self.engine.eos_id, "output_log_probs": 0.0})
+
+    def _sequence(self, parsed, index, sequence, rng, streaming, arrival_ns):
+        """The responses of one generated sequence: one per token when streaming, else one."""
+        want = self._wanted(parsed)
+        sink = [] if want["context_logits"] else None
+        scheduled_ns = self.clock()
+        prompt, steps = self._steps(parsed, index, rng, sink, want["log_probs"])
+        if parsed.flag("stop"):
+            steps = iter(())  # not decoupled, stop still owes one (empty) answer
+        include_prompt = not streaming and not self._exclude_input(parsed, index)
+        times = {"arrival_time_ns": arrival_ns, "first_scheduled_time_ns": scheduled_ns}
+        tokens, log_probs, logits = [], [], []
+        for token, log_prob, row in steps:
+            now = self.clock()
+            times.setdefault("first_token_time_ns", now)
+            times["last_token_time_ns"] = now
+            if streaming:
+                cumulative = float(sum(log_probs)) + log_prob
+                log_probs.append(log_prob)
+                yield self._piece(parsed, index, sequence, want, [], [token], [log_prob], cumulative,
+                                  [row], sink if len(log_probs) == 1 else None, times, len(prompt))
+            else:
+                tokens.append(token)
+                log_probs.append(log_prob)
+                logits.append(row)
+        if not streaming:
+            yield self._piece(parsed, index, sequence, want, list(prompt) if include_prompt else [], tokens,
+                              log_probs, float(sum(log_probs)), logits, sink, times, len(prompt))
+
+    def _exclude_input(self, parsed, index):
+        # The request's input (0.19 and later) wins over the parameter, as in the backend.
+        if "exclude_input_in_output" in parsed.arrays:
+            return parsed.scalar("exclude_input_in_output", index, self.exclude_input_in_output, bool)
+        return self.exclude_input_in_output
+
+    def _wanted(self, parsed):
+        return {
+            "log_probs": self.always or parsed.flag("return_log_probs"),
+            "context_logits": parsed.flag("return_context_logits") and "context_logits" in self.output_types,
+            "generation_logits": parsed.flag("return_generation_logits") and "generation_logits" in self.output_types,
+            "perf": parsed.flag("return_perf_metrics"),
+            "num_input_tokens": parsed.flag("return_num_input_tokens"),
+            "num_output_tokens": parsed.flag("return_num_output_tokens"),
+        }
+
+    def _piece(self, parsed, index, sequence, want, prompt, tokens, log_probs, cumulative, logits, context, times,
+               prompt_length):
+        """One response of one sequence, leading (batch) dim 1, only the outputs this release's backend sends."""
+        ids = list(prompt) + list(tokens)
+        values = {
+            "output_ids": np.array([[ids]], dtype=np.int32).reshape(1, 1, len(ids)),
+            "sequence_length": np.array([[len(ids)]], dtype=np.int32),
+        }
+        if want["log_probs"]:
+            values["cum_log_probs"] = np.array([[cumulative]], dtype=np.float32)
+            values["output_log_probs"] = np.array(log_probs, dtype=np.float32).reshape(1, 1, len(log_probs))
+        if want["context_logits"] and context:
+            values["context_logits"] = np.asarray(context[0], dtype=np.float32)[np.newaxis]
+        elif self.always:
+            values["context_logits"] = np.zeros((1, 1, 1), dtype=np.float32)  # the backend's "not requested"
+        if want["generation_logits"]:
+            rows = np.asarray(logits, dtype=np.float32).reshape(len(logits), self.engine.vocab_size)
+            values["generation_logits"] = rows[np.newaxis, np.newaxis]
+        elif self.always:
+            values["generation_logits"] = np.zeros((1, 1, 1, 1), dtype=np.float32)
+        if self.always or parsed.batch_size > 1:
+            values["batch_index"] = np.array([[index]], dtype=np.int32)
+        if self.num_sequences(parsed) > 1:
+            values["sequence_index"] = np.array([[sequence]], dtype=np.int32)
+        if want["perf"]:
+            for name in PERF_TIMES:
+                if name in times:
+                    values[name] = np.array([[times[name]]], dtype=np.int64)
+            # No speculative decoding here: no draft token was proposed or accepted.
+            values["total_draft_tokens"] = np.zeros((1, 1), dtype=np.int32)
+            values["total_accepted_draft_tokens"] = np.zeros((1, 1), dtype=np.int32)
+        if want["num_input_tokens"]:
+            values["num_input_tokens"] = np.array([[prompt_length]], dtype=np.int32)
+        if want["num_output_tokens"]:
+            values["num_output_tokens"] = np.array([[len(tokens)]], dtype=np.int32)
+        return {name: self._typed(name, value) for name, value in values.items() if name in self.output_types}
+
+    def _typed(self, name, value):
+        dtype = self.output_types.get(name)
+        return value if dtype is None else value.astype(dtype, copy=False)
+
+
+def _error(message):
+    # Older Python backends take no error code; INVALID_ARG tells clients the
+    # request, not the server, is at fault.
+    code = getattr(pb_utils.TritonError, "INVALID_ARG", None)
+    if code is None:
+        return pb_utils.TritonError(message)
+    return pb_utils.TritonError(message, code)
 
 
 class TritonPythonModel:
@@ -170,9 +485,6 @@ class TritonPythonModel:
         parameters = model_config.get("parameters") or {}
         self.model_name = args.get("model_name", "tensorrt_llm")
         self.decoupled = pb_utils.using_decoupled_model_transaction_policy(model_config)
-        self.exclude_input_in_output = _bool_parameter(parameters, "exclude_input_in_output", True)
-        self.max_beam_width = _int_parameter(parameters, "max_beam_width", 1)
-        self.outputs = {output["name"] for output in model_config.get("output", [])}
 
         engine_dir = _parameter(parameters, "gpt_model_path")
         if engine_dir is None:
@@ -184,22 +496,37 @@ class TritonPythonModel:
             raise ValueError("model %s: gpt_model_path %s is not a directory; build the engine there or fix the "
                              "parameter" % (self.model_name, engine_dir))
         try:
-            self.engine = CpuEngine.load(engine_dir)
+            engine = CpuEngine.load(engine_dir)
         except EngineLoadError as exc:
             raise ValueError("model %s: %s" % (self.model_name, exc))
+        self.model = EngineModel(engine, model_config, self.decoupled)
+        self.input_names = list(self.model.inputs)
 
-        if self.max_beam_width > self.engine.max_beam_width:
+        if self.model.max_beam_width > engine.max_beam_width:
             pb_utils.Logger.log_warn(
                 "model %s: max_beam_width %d requested, but the CPU reference engine decodes with one beam; "
-                "requests with beam_width > 1 will be refused" % (self.model_name, self.max_beam_width))
-        config = self.engine.config["pretrained_config"]
+                "requests with beam_width > 1 will be refused" % (self.model_name, self.model.max_beam_width))
+        config = engine.config["pretrained_config"]
         pb_utils.Logger.log_info(
             "model %s: loaded CPU reference engine %s (%s, %d layers, hidden %d, vocab %d, tp %d x pp %d merged, "
             "max_input_len %d, max_seq_len %d, %s, exclude_input_in_output=%s)"
-            % (self.model_name, engine_dir, config.get("architecture"), self.engine.num_layers,
-               self.engine.hidden_size, self.engine.vocab_size, config["mapping"]["tp_size"],
-               config["mapping"]["pp_size"], self.engine.max_input_len, self.engine.max_seq_len,
-               "decoupled" if self.decoupled else "not decoupled", str(self.exclude_input_in_output).lower()))
+            % (self.model_name, engine_dir, config.get("architecture"), engine.num_layers,
+               engine.hidden_size, engine.vocab_size, config["mapping"]["tp_size"],
+               config["mapping"]["pp_size"], engine.max_input_len, engine.max_seq_len,
+               "decoupled" if self.decoupled else "not decoupled", str(self.model.exclude_input_in_output).lower()))
+
+    def _arrays(self, request):
+        arrays = {}
+        for name in self.input_names:
+            tensor = pb_utils.get_input_tensor_by_name(request, name)
+            if tensor is not None:
+                arrays[name] = tensor.as_numpy()
+        return arrays
+
+    @staticmethod
+    def _response(values):
+        return pb_utils.InferenceResponse(
+            output_tensors=[pb_utils.Tensor(name, value) for name, value in values.items()])
 
     def execute(self, requests):
         if self.decoupled:
@@ -210,19 +537,14 @@ class TritonPythonModel:
 
     def finalize(self):
         pb_utils.Logger.log_info("model %s: unloading the CPU reference engine" % self.model_name)
-        self.engine = None
-
-    # ------------------------------------------------------------------ request handling
+        self.model = None
 
     def _execute_single(self, request):
         try:
-            parsed = _Request(request)
-            if parsed.flag("streaming"):
-                raise RequestError("streaming needs a decoupled model (model_transaction_policy { decoupled: true }); "
-                                   "this %s model is not decoupled" % self.model_name)
-            return self._complete_response(parsed)
+            answers = list(self.model.responses(self._arrays(request)))
+            return self._response(answers[-1])
         except RequestError as exc:
-            return pb_utils.InferenceResponse(output_tensors=[], error=_error(str(exc)))
+            return pb_utils.InferenceResponse(output_tensors=[], error=_error("%s: %s" % (self.model_name, exc)))
         except Exception as exc:  # never let one request take the model down
             return pb_utils.InferenceResponse(output_tensors=[], error=self._internal_error(exc))
 
@@ -230,26 +552,14 @@ class TritonPythonModel:
         sender = request.get_response_sender()
         final = pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL
         try:
-            parsed = _Request(request)
-            if not parsed.flag("streaming"):
-                sender.send(self._complete_response(parsed), flags=final)
-                return
-            if parsed.batch_size != 1:
-                raise RequestError("streaming requests must carry one sequence (batch size 1), got %d"
-                                   % parsed.batch_size)
-            if parsed.flag("stop"):
-                sender.send(flags=final)
-                return
-            prompt, steps = self._start(parsed, 0)
-            cumulative = 0.0
-            for token, log_prob in steps:
-                cumulative += log_prob
-                sender.send(self._response([[token]], [[log_prob]], [cumulative], [prompt], include_prompt=False))
-                if getattr(sender, "is_cancelled", None) is not None and sender.is_cancelled():
+            for values in self.model.responses(self._arrays(request)):
+                sender.send(self._response(values))
+                if getattr(request, "is_cancelled", None) is not None and request.is_cancelled():
                     break
             sender.send(flags=final)
         except RequestError as exc:
-            sender.send(pb_utils.InferenceResponse(output_tensors=[], error=_error(str(exc))), flags=final)
+            sender.send(pb_utils.InferenceResponse(output_tensors=[], error=_error("%s: %s" % (self.model_name, exc))),
+                        flags=final)
         except Exception as exc:  # never let one request take the model down
             sender.send(pb_utils.InferenceResponse(output_tensors=[], error=self._internal_error(exc)), flags=final)
 
@@ -257,84 +567,3 @@ class TritonPythonModel:
         pb_utils.Logger.log_error("model %s: request failed: %s" % (self.model_name, traceback.format_exc()))
         return pb_utils.TritonError("internal error in the CPU reference engine: %s: %s"
                                     % (type(exc).__name__, exc))
-
-    def _complete_response(self, parsed):
-        """Decode every sequence of the request to the end and answer with one response."""
-        if parsed.batch_size > self.engine.max_batch_size:
-            raise RequestError("the request carries %d sequences but the engine was built with max_batch_size %d"
-                               % (parsed.batch_size, self.engine.max_batch_size))
-        prompts, tokens, log_probs, cumulative = [], [], [], []
-        stop = parsed.flag("stop")
-        for index in range(parsed.batch_size):
-            prompt, steps = self._start(parsed, index)
-            generated = [] if stop else list(steps)
-            prompts.append(prompt)
-            tokens.append([token for token, _unused in generated])
-            log_probs.append([log_prob for _unused, log_prob in generated])
-            cumulative.append(float(sum(log_probs[-1])))
-        return self._response(tokens, log_probs, cumulative, prompts, include_prompt=not self.exclude_input_in_output)
-
-    def _start(self, parsed, index):
-        """Validate one sequence's inputs and return (prompt ids, generator of (token, log prob))."""
-        beam_width = parsed.scalar("beam_width", index, 1, int)
-        if beam_width != 1:
-            raise RequestError("beam_width %d is not supported: the CPU reference engine decodes with a single beam "
-                               "(send beam_width 1)" % beam_width)
-        width = parsed.input_ids.shape[1]
-        length = parsed.scalar("input_lengths", index, width, int)
-        if not 1 <= length <= width:
-            raise RequestError("input_lengths %d must lie in [1, %d] (the width of input_ids)" % (length, width))
-        prompt = parsed.input_ids[index, :length]
-        max_new_tokens = parsed.scalar("request_output_len", index, None, int)
-
-        table = parsed.row("prompt_embedding_table", index)
-        if table is not None:
-            table = np.asarray(table, dtype=np.float32)
-            table = table.reshape(-1, table.shape[-1]) if table.size else None
-            rows = parsed.scalar("prompt_vocab_size", index, None, int)
-            if table is not None and rows is not None:
-                table = table[:max(rows, 0)]
-
-        stop_words = parsed.row("stop_words_list", index)
-        bad_words = parsed.row("bad_words_list", index)
-        steps = self.engine.generate(
-            prompt, max_new_tokens,
-            end_id=parsed.scalar("end_id", index, self.engine.eos_id, int),
-            pad_id=parsed.scalar("pad_id", index, self.engine.pad_id, int),
-            temperature=parsed.scalar("temperature", index, 1.0, float),
-            top_k=parsed.scalar("runtime_top_k", index, 1, int),
-            top_p=parsed.scalar("runtime_top_p", index, 0.0, float),
-            repetition_penalty=parsed.scalar("repetition_penalty", index, 1.0, float),
-            presence_penalty=parsed.scalar("presence_penalty", index, 0.0, float),
-            min_length=parsed.scalar("min_length", index, 1, int),
-            random_seed=parsed.scalar("random_seed", index, None, int),
-            stop_words=None if stop_words is None else _word_list(stop_words, "stop_words_list"),
-            bad_words=None if bad_words is None else _word_list(bad_words, "bad_words_list"),
-            embedding_bias=parsed.row("embedding_bias", index),
-            return_log_probs=parsed.scalar("return_log_probs", index, False, bool),
-            prompt_embedding_table=table,
-        )
-        return prompt, steps
-
-    def _response(self, tokens, log_probs, cumulative, prompts, include_prompt):
-        """Build a response in the contract's shapes: [batch, beam(=1), tokens] and [batch, beam]."""
-        sequences = [(list(prompt) if include_prompt else []) + list(row) for prompt, row in zip(prompts, tokens)]
-        batch = len(sequences)
-        longest = max(len(sequence) for sequence in sequences)
-        longest_generated = max(len(row) for row in tokens)
-        # Rows shorter than the longest are padded with the engine's end id,
-        # as TensorRT-LLM fills its output buffers; sequence_length says where
-        # each row really ends.
-        output_ids = np.full((batch, 1, longest), self.engine.eos_id, dtype=np.int32)
-        output_log_probs = np.zeros((batch, 1, longest_generated), dtype=np.float32)
-        for index, sequence in enumerate(sequences):
-            output_ids[index, 0, :len(sequence)] = sequence
-            output_log_probs[index, 0, :len(log_probs[index])] = log_probs[index]
-        values = {
-            "output_ids": output_ids,
-            "sequence_length": np.array([[len(sequence)] for sequence in sequences], dtype=np.int32),
-            "cum_log_probs": np.array([[value] for value in cumulative], dtype=np.float32),
-            "output_log_probs": output_log_probs,
-        }
-        tensors = [pb_utils.Tensor(name, values[name]) for name in _OUTPUTS if name in self.outputs]
-        return pb_utils.InferenceResponse(output_tensors=tensors)
