@@ -58,7 +58,7 @@ def contract_for_version(contracts, version, pinned=None):
     """
     if not contracts:
         raise ContractError("no contracts are known")
-    ordered = sorted(contracts, key=lambda c: _version_key(c["release"]))
+    ordered = sorted(contracts, key=lambda c: release_key(c["release"]))
     known = ", ".join("%s (%s)" % (c["release"], c.get("triton", "?")) for c in ordered)
     if pinned:
         for contract in ordered:
@@ -75,7 +75,7 @@ def contract_for_version(contracts, version, pinned=None):
         "Set tritonfleet_trtllm_version to one of them, or pin one with repository_contract." % (version, known))
 
 
-def _version_key(release):
+def release_key(release):
     parts = []
     for piece in re.split(r"[.]", str(release)):
         parts.append(int(piece) if piece.isdigit() else 10 ** 6)
@@ -162,41 +162,68 @@ def _tensor_lines(field, tensors, values, model):
     return lines
 
 
-def effective_parameters(contract_parameters, parameters, placeholder_values):
+def effective_parameters(contract_parameters, defaults, explicit, placeholder_values):
     """The parameters a model's config carries: key -> string value.
 
-    For each parameter of the release: the value in ``parameters`` when set, else the
-    release's literal value, else the placeholder's value; a parameter with none of them is
-    left out (the backend then uses its default, as with an unfilled template). Keys of
-    ``parameters`` the release does not have are kept: the user asked for them.
+    For each parameter of the release, the first that is set of: the user's ``explicit``
+    value, the role's ``defaults`` value, the release's literal value, the value of the
+    release's placeholder. A parameter with none is left out, so the backend uses its own
+    default (as with a template left unfilled). ``explicit`` keys the release does not have
+    are kept, after the release's: the user asked for them. ``defaults`` keys it does not
+    have are not: they belong to other releases.
     """
+    def is_set(value):
+        return value is not None and value != ""
+
     result = {}
     for key, upstream in (contract_parameters or {}).items():
-        value = parameters.get(key)
-        if value is None or value == "":
-            names = placeholders(str(upstream))
-            if not names:
+        value = explicit.get(key)
+        if not is_set(value):
+            value = defaults.get(key)
+        if not is_set(value):
+            upstream = str(upstream)
+            if not placeholders(upstream):
                 value = upstream
-            elif len(names) == 1 and PLACEHOLDER_RE.fullmatch(str(upstream)):
-                value = placeholder_values.get(names[0])
             else:
-                filled, unfilled = fill_placeholders(str(upstream), placeholder_values)
+                filled, unfilled = fill_placeholders(upstream, placeholder_values)
                 value = None if unfilled else filled
-        if value is None or value == "":
-            continue
-        result[key] = format_value(value)
-    for key, value in parameters.items():
-        if key not in result and key not in (contract_parameters or {}) and value is not None and value != "":
+        if is_set(value):
+            result[key] = format_value(value)
+    for key, value in explicit.items():
+        if key not in result and key not in (contract_parameters or {}) and is_set(value):
             result[key] = format_value(value)
     return result
 
 
-def render_model_config(name, model, placeholder_values, parameters=None, header=None):
+def placeholder_values_for(contract, structural, defaults_by_model, explicit_by_model):
+    """Every placeholder a release's configs use -> the value the role renders for it.
+
+    The structural values (batch size, decoupled mode, ...) first; then, for each parameter
+    written as a lone placeholder, the value of that parameter. This is what a user's own
+    upstream-layout directory is filled with (``repository_source: directory``).
+    """
+    values = dict(structural)
+    for name, model in contract.get("models", {}).items():
+        for key, upstream in (model.get("parameters") or {}).items():
+            match = PLACEHOLDER_RE.fullmatch(str(upstream))
+            if not match:
+                continue
+            for source in (explicit_by_model.get(name) or {}, defaults_by_model.get(name) or {}):
+                value = source.get(key)
+                if value is not None and value != "":
+                    values.setdefault(match.group(1), value)
+                    break
+    return values
+
+
+def render_model_config(name, model, placeholder_values, defaults=None, explicit=None, header=None):
     """config.pbtxt text of model ``name`` from its contract entry ``model``.
 
     ``placeholder_values`` fills the contract's ``${...}`` (max batch size, decoupled mode,
-    queue settings, instance counts, logits data type); ``parameters`` (key -> value) gives
-    the model's parameters over the release's (see :func:`effective_parameters`).
+    queue settings, instance counts, logits data type, version_policy, dynamic_batching,
+    ``<model>_instance_count`` for a count the release writes as a number); ``defaults``
+    and ``explicit`` (key -> value) give the model's parameters (see
+    :func:`effective_parameters`).
     """
     values = placeholder_values
     lines = []
@@ -206,7 +233,11 @@ def render_model_config(name, model, placeholder_values, parameters=None, header
     if model.get("platform"):
         lines.append("platform: %s" % _quote(model["platform"]))
     else:
-        lines.append("backend: %s" % _quote(_resolve(model["backend"], values, name + " backend")))
+        backend = model["backend"]
+        # cpu mode serves tensorrt_llm on the Python backend whatever the release wrote.
+        if values.get("%s_backend" % name):
+            backend = values["%s_backend" % name]
+        lines.append("backend: %s" % _quote(_resolve(backend, values, name + " backend")))
     lines.append("max_batch_size: %d" % int(_resolve(model.get("max_batch_size", "${triton_max_batch_size}"), values, name)))
     policy = values.get("version_policy")
     if policy:
@@ -254,11 +285,14 @@ def render_model_config(name, model, placeholder_values, parameters=None, header
     if group:
         lines.append("instance_group [")
         lines.append("  {")
-        lines.append("    count: %d" % int(_resolve(group.get("count", 1), values, name + " instance count")))
+        count = group.get("count", 1)
+        if not PLACEHOLDER_RE.fullmatch(str(count)) and values.get("%s_instance_count" % name) is not None:
+            count = values["%s_instance_count" % name]
+        lines.append("    count: %d" % int(_resolve(count, values, name + " instance count")))
         lines.append("    kind: %s" % _resolve(group.get("kind", "KIND_CPU"), values, name + " instance kind"))
         lines.append("  }")
         lines.append("]")
-    for key, value in effective_parameters(model.get("parameters"), parameters or {}, values).items():
+    for key, value in effective_parameters(model.get("parameters"), defaults or {}, explicit or {}, values).items():
         lines.append("parameters: {")
         lines.append("  key: %s" % _quote(key))
         lines.append("  value: {")
