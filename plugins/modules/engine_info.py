@@ -37,6 +37,8 @@ options:
     description:
       - Values the engine must have. Keys C(gpu_sku), C(tp_size), C(pp_size), C(trtllm_version); unset or null
         keys are not checked.
+      - A CPU reference engine serves every release's contract, so C(trtllm_version) is not compared for it; its
+        format version must be the one this collection reads.
       - C(max_rank_mib) is an upper bound instead, the GPU memory one rank may take (a GPU's memory divided by
         the servers sharing it); the largest C(*.engine) file must fit in it. The KV cache needs more, so passing
         it proves only that the weights fit.
@@ -66,13 +68,25 @@ engine:
   type: dict
   contains:
     era:
-      description: V(build_py) (v0.7 C(builder_config)) or V(trtllm_build) (C(pretrained_config)).
+      description:
+        - V(build_py) (v0.7 C(builder_config)), V(trtllm_build) (C(pretrained_config)) or V(cpu_reference)
+          (the project's CPU reference engine, which serves every release's contract).
+      type: str
+    engine_format:
+      description: C(tritonfleet-cpu-reference) for a CPU reference engine, else null.
+      type: str
+    format_version:
+      description:
+        - The CPU reference engine's format version (its C(config.json) C(version)), checked against the format
+          this collection reads; null for TensorRT-LLM engines.
       type: str
     trtllm_version:
       description:
         - TensorRT-LLM version that built the engine, from C(config.json) (C(trtllm-build) records it); for
           engines that record none (v0.7 C(build.py)), the version declared for the build image at build time
           (the manifest's key inputs); null when neither is known.
+        - A CPU reference engine records no release (its C(version) is its format's), so this is the declared version and
+          O(expect.trtllm_version) is not compared.
       type: str
     trtllm_version_source:
       description: Where RV(engine.trtllm_version) comes from, V(engine) or V(declared); null when unknown.
@@ -120,6 +134,7 @@ import json
 import os
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.tritonfleet.serving.plugins.module_utils.cpu_engine_format import ENGINE_FORMAT, FORMAT_VERSION
 from ansible_collections.tritonfleet.serving.plugins.module_utils.engine_cache import MANIFEST
 
 CHECKED = ("gpu_sku", "tp_size", "pp_size", "trtllm_version")
@@ -135,6 +150,7 @@ def describe(config, manifest):
     """Normalise both config.json eras and the manifest into one flat dict."""
     manifest = manifest or {}
     key_inputs = (manifest.get("inputs") or {}).get("key_inputs") or {}
+    cpu_engine = config.get("engine_format") == ENGINE_FORMAT
     if "builder_config" in config:
         builder = config["builder_config"]
         info = dict(era="build_py", tp_size=builder.get("tensor_parallel", 1),
@@ -145,6 +161,15 @@ def describe(config, manifest):
         mapping = pretrained.get("mapping") or {}
         info = dict(era="trtllm_build", tp_size=mapping.get("tp_size", 1), pp_size=mapping.get("pp_size", 1),
                     dtype=pretrained.get("dtype"), trtllm_version=config.get("version"))
+    info["engine_format"] = config.get("engine_format") if cpu_engine else None
+    info["format_version"] = None
+    if cpu_engine:
+        # The CPU reference engine's "version" is its own format's version,
+        # not a TensorRT-LLM release: it serves every release's contract, so
+        # the release is the one declared for the deployment.
+        info["era"] = "cpu_reference"
+        info["format_version"] = str(config.get("version")) if config.get("version") is not None else None
+        info["trtllm_version"] = None
     info["tp_size"] = int(info["tp_size"])
     info["pp_size"] = int(info["pp_size"])
     info["world_size"] = info["tp_size"] * info["pp_size"]
@@ -176,10 +201,13 @@ def largest_rank_mib(engine_dir):
 
 def compare(info, expect):
     mismatches, unverified = [], []
+    cpu_engine = info.get("era") == "cpu_reference"
     for key in CHECKED:
         wanted = expect.get(key)
         if wanted is None or wanted == "":
             continue
+        if cpu_engine and key == "trtllm_version":
+            continue  # release-agnostic: any release's contract is served from it
         have = info.get(key)
         if have is None:
             unverified.append(key)
@@ -190,6 +218,9 @@ def compare(info, expect):
     if room not in (None, "") and info.get("largest_rank_mib") is not None and info["largest_rank_mib"] > float(room):
         mismatches.append("a rank's engine is %.0f MiB, more than the %.0f MiB of GPU memory each server gets here "
                           "(the GPU's memory over the servers sharing it)" % (info["largest_rank_mib"], float(room)))
+    if cpu_engine and info.get("format_version") != FORMAT_VERSION:
+        mismatches.append("the CPU reference engine has format version %s, but this collection reads format "
+                          "version %s" % (info.get("format_version"), FORMAT_VERSION))
     declared = info.get("declared_trtllm_version")
     if info.get("trtllm_version_source") == "engine" and declared and declared != info["trtllm_version"]:
         mismatches.append("the build image is TensorRT-LLM %s, not the %s declared for it "

@@ -103,3 +103,48 @@ def test_refuses_an_engine_larger_than_the_gpu_memory_a_server_gets(tmp_path):
     assert res.result["engine"]["largest_rank_mib"] == 51200.0
     alone = run_module(engine_info.main, {"engine_dir": path, "expect": {"max_rank_mib": 81559}})
     assert not alone.failed
+
+
+# What the project's CPU reference builder writes (trimmed): "version" is the engine FORMAT's version.
+CPU_CONFIG = {
+    "version": engine_info.FORMAT_VERSION,
+    "engine_format": engine_info.ENGINE_FORMAT,
+    "pretrained_config": {"architecture": "LlamaForCausalLM", "dtype": "float32",
+                          "mapping": {"world_size": 1, "tp_size": 1, "pp_size": 1}},
+    "build_config": {"max_batch_size": 8},
+}
+
+
+@pytest.mark.parametrize("release", ["0.7.1", "0.12.0", "0.19.0", "1.0.0"])
+def test_a_cpu_engine_serves_every_release(tmp_path, release):
+    res = run_module(engine_info.main, {"engine_dir": engine(tmp_path, CPU_CONFIG, manifest(sku=None, version=release)),
+                                        "expect": {"trtllm_version": release, "tp_size": 1}})
+    assert not res.failed, res.result.get("msg")
+    info = res.result["engine"]
+    assert (info["era"], info["engine_format"], info["format_version"]) == (
+        "cpu_reference", engine_info.ENGINE_FORMAT, engine_info.FORMAT_VERSION)
+    # the release is the declared one, never the format version
+    assert (info["trtllm_version"], info["trtllm_version_source"]) == (release, "declared")
+    assert res.result["mismatches"] == [] and "trtllm_version" not in res.result["unverified"]
+
+
+def test_a_cpu_engine_without_a_declared_release_still_fits(tmp_path):
+    res = run_module(engine_info.main, {"engine_dir": engine(tmp_path, CPU_CONFIG),
+                                        "expect": {"trtllm_version": "0.7.1"}})
+    assert not res.failed and res.result["engine"]["trtllm_version"] is None
+
+
+def test_a_cpu_engine_of_another_format_version_is_refused(tmp_path):
+    config = dict(CPU_CONFIG, version="0")
+    res = run_module(engine_info.main, {"engine_dir": engine(tmp_path, config), "expect": {"trtllm_version": "0.7.1"}})
+    assert res.failed
+    assert "format version 0, but this collection reads format version %s" % engine_info.FORMAT_VERSION \
+        in res.result["msg"]
+    assert "trtllm_version" not in res.result["msg"]
+
+
+def test_a_trtllm_engine_still_checks_its_release(tmp_path):
+    res = run_module(engine_info.main, {"engine_dir": engine(tmp_path, MODERN_CONFIG),
+                                        "expect": {"trtllm_version": "0.7.1"}})
+    assert res.failed and "trtllm_version is 0.12.0, but 0.7.1 is needed" in res.result["msg"]
+    assert res.result["engine"]["engine_format"] is None
