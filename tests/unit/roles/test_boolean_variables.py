@@ -39,16 +39,15 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parents[3]
 Finding = collections.namedtuple("Finding", "path line variable how")
 
 # Module options typed bool: module argument validation turns "false" into
-# False, so passing the raw variable straight through is a correct read.
-# Keep each entry commented; test_module_allow_list_is_typed_bool proves the
-# type from the module's own documentation.
-MODULE_BOOL_OPTIONS = {
-    # verify: verify_stream -> triton_infer's stream (type: bool in DOCUMENTATION).
-    ("tritonfleet.serving.triton_infer", "stream"),
-}
+# False, so `option: "{{ variable }}"` alone is a correct read. Keep each entry
+# commented with the variable it carries; test_module_allow_list_is_typed_bool
+# proves the type from the module's own documentation. Empty today: every
+# role writes `| bool` there too.
+MODULE_BOOL_OPTIONS = set()
 
 # A boolean handed on unchanged under another name: (source, new name). The
-# new name becomes tracked itself, so its reads are checked in turn.
+# new name becomes tracked itself, so its reads are checked in turn. Empty
+# today: a hand-over such as verify_stream's default reads `| bool` itself.
 RE_EXPORTS = set()
 
 # Keys whose string value Ansible evaluates as a bare Jinja expression.
@@ -130,7 +129,9 @@ def _read_name(node, tracked):
 def _is_safe_read(node, parents):
     """True when the value reaches Jinja only through `| bool` (or is only tested for presence)."""
     parent = parents.get(id(node))
-    while isinstance(parent, jn.Filter) and parent.node is node and parent.name in PASS_THROUGH_FILTERS:
+    # default() answers with its operand or its argument: either way the value flows on unchanged.
+    while (isinstance(parent, jn.Filter) and parent.name in PASS_THROUGH_FILTERS
+           and (parent.node is node or any(arg is node for arg in parent.args))):
         node, parent = parent, parents.get(id(parent))
     if isinstance(parent, jn.Filter) and parent.node is node and parent.name in BOOL_FILTERS:
         return True
@@ -200,7 +201,7 @@ def _module_of(path):
     return path[-2] if len(path) >= 2 and isinstance(path[-2], str) else None
 
 
-def scan_yaml(path, text, tracked, rel):
+def scan_yaml(path, text, tracked, rel, module_options=frozenset(), re_exports=frozenset()):
     findings, exports = [], []
     lines = text.splitlines()
     for document in yaml.compose_all(text, Loader=_AnyTagLoader):
@@ -230,10 +231,10 @@ def scan_yaml(path, text, tracked, rel):
                 continue
             whole = pass_through(source)
             if whole is not None and len(reads) == 1 and isinstance(key, str) and not bare:
-                if (_module_of(key_path), key) in MODULE_BOOL_OPTIONS:
+                if (_module_of(key_path), key) in module_options:
                     exports.append(("module", _module_of(key_path), key))
                     continue
-                if (whole, key) in RE_EXPORTS:
+                if (whole, key) in re_exports:
                     exports.append(("re-export", whole, key))
                     continue
             for name, jinja_line in unsafe:
@@ -255,10 +256,12 @@ def scan_template(text, tracked, rel):
     return [Finding(rel, line, name, "read without | bool") for name, line, safe in reads if not safe]
 
 
-def scan(root=REPO_ROOT, tracked=None):
+def scan(root=REPO_ROOT, tracked=None, module_options=None, re_exports=None):
     """(findings, allow-list entries used) over the whole collection."""
     tracked = set(spec_booleans(root) if tracked is None else tracked)
-    tracked |= {new for old, new in RE_EXPORTS if old in tracked}
+    module_options = MODULE_BOOL_OPTIONS if module_options is None else module_options
+    re_exports = RE_EXPORTS if re_exports is None else re_exports
+    tracked |= {new for old, new in re_exports if old in tracked}
     findings, used = [], []
     for path in scanned_files(root):
         rel = path.relative_to(root).as_posix()
@@ -266,7 +269,7 @@ def scan(root=REPO_ROOT, tracked=None):
         if "/templates/" in "/" + rel:
             found = scan_template(text, tracked, rel)
         elif path.suffix in (".yml", ".yaml"):
-            found, exports = scan_yaml(path, text, tracked, rel)
+            found, exports = scan_yaml(path, text, tracked, rel, module_options, re_exports)
             used.extend(exports)
         else:
             continue
@@ -335,7 +338,11 @@ def _module_documentation(fqcn):
     raise AssertionError("no DOCUMENTATION in " + fqcn)
 
 
-@pytest.mark.parametrize("module,option", sorted(MODULE_BOOL_OPTIONS))
+# The sample tree's entry too, so the check itself keeps running while the list is empty.
+SAMPLE_MODULE_OPTIONS = {("tritonfleet.serving.triton_infer", "stream")}
+
+
+@pytest.mark.parametrize("module,option", sorted(MODULE_BOOL_OPTIONS | SAMPLE_MODULE_OPTIONS))
 def test_module_allow_list_is_typed_bool(module, option):
     assert _module_documentation(module)["options"][option]["type"] == "bool"
 
@@ -375,6 +382,10 @@ SAMPLE_TASKS = """\
 - name: Not an allow-listed option
   ansible.builtin.debug:
     msg: "{{ demo_flag }}"
+- name: Re-exported, read raw
+  ansible.builtin.debug:
+    msg: x
+  when: __demo_copy
 """
 
 SAMPLE_VARS = """\
@@ -385,6 +396,9 @@ __demo_derived: >-
      and demo_other }}
 __demo_via_lookup: "{{ lookup('vars', 'demo_flag') | bool }}"
 __demo_default_only: "{{ demo_other | default(true) }}"
+__demo_fallback: "{{ __demo_fact | default(demo_flag | default(true)) | bool }}"
+__demo_fallback_raw: "{{ __demo_fact | default(demo_flag) }}"
+__demo_copy: "{{ demo_other }}"
 """
 
 SAMPLE_TEMPLATE = """\
@@ -408,18 +422,20 @@ def sample_tree(tmp_path):
 def test_the_scanner_finds_raw_reads_and_accepts_bool_ones(sample_tree):
     assert spec_booleans(sample_tree) == {"demo_flag": "roles/demo/meta/argument_specs.yml",
                                           "demo_other": "roles/demo/meta/argument_specs.yml"}
-    findings, used = scan(sample_tree)
+    findings, used = scan(sample_tree, module_options=SAMPLE_MODULE_OPTIONS, re_exports={("demo_other", "__demo_copy")})
     found = sorted((f.path, f.line, f.variable) for f in findings)
     assert found == [
         ("roles/demo/tasks/main.yml", 12, "demo_flag"),
         ("roles/demo/tasks/main.yml", 15, "demo_other"),
         ("roles/demo/tasks/main.yml", 18, "demo_flag"),
         ("roles/demo/tasks/main.yml", 24, "demo_flag"),
+        ("roles/demo/tasks/main.yml", 28, "__demo_copy"),
         ("roles/demo/templates/x/config.pbtxt.j2", 3, "demo_other"),
         ("roles/demo/vars/main.yml", 5, "demo_other"),
         ("roles/demo/vars/main.yml", 7, "demo_other"),
+        ("roles/demo/vars/main.yml", 9, "demo_flag"),
     ], _report(findings)
-    assert used == [("module", "tritonfleet.serving.triton_infer", "stream")]
+    assert used == [("module", "tritonfleet.serving.triton_infer", "stream"), ("re-export", "demo_other", "__demo_copy")]
     how = {(f.path, f.line): f.how for f in findings}
     assert how[("roles/demo/vars/main.yml", 5)] == "combined raw into __demo_derived"
     assert how[("roles/demo/tasks/main.yml", 24)].startswith("handed on raw as msg")
