@@ -55,6 +55,11 @@ def fill_placeholders(text, values):
             "used": [name for name in model_contract.placeholders(to_native(text)) if name not in unfilled]}
 
 
+def fill_model_repository(entries, values, user_keys=None, engine_backend=None):
+    """A user's upstream-layout directory (from the upstream_model_repository lookup), filled."""
+    return model_contract.fill_repository(entries, values, list(user_keys or []), engine_backend)
+
+
 class FilterModule(object):
 
     def filters(self):
@@ -64,4 +69,5 @@ class FilterModule(object):
             "model_config_pbtxt": model_config_pbtxt,
             "contract_placeholder_values": contract_placeholder_values,
             "fill_placeholders": fill_placeholders,
+            "fill_model_repository": fill_model_repository,
         }

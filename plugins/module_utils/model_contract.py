@@ -199,8 +199,9 @@ def placeholder_values_for(contract, structural, defaults_by_model, explicit_by_
     """Every placeholder a release's configs use -> the value the role renders for it.
 
     The structural values (batch size, decoupled mode, ...) first; then, for each parameter
-    written as a lone placeholder, the value of that parameter. This is what a user's own
-    upstream-layout directory is filled with (``repository_source: directory``).
+    written as a lone placeholder, the value of that parameter, or None when the role leaves
+    that parameter out. This is what a user's own upstream-layout directory is filled with
+    (``repository_source: directory``).
     """
     values = dict(structural)
     for name, model in contract.get("models", {}).items():
@@ -208,11 +209,17 @@ def placeholder_values_for(contract, structural, defaults_by_model, explicit_by_
             match = PLACEHOLDER_RE.fullmatch(str(upstream))
             if not match:
                 continue
+            known = False
             for source in (explicit_by_model.get(name) or {}, defaults_by_model.get(name) or {}):
+                known = known or key in source
                 value = source.get(key)
                 if value is not None and value != "":
                     values.setdefault(match.group(1), value)
                     break
+            else:
+                if known:
+                    # A parameter the role leaves out (null): its block is dropped from a user's file.
+                    values.setdefault(match.group(1), None)
     return values
 
 
@@ -327,3 +334,54 @@ def tensor_names(model, field):
 
 def to_json(contract):
     return json.dumps(contract, sort_keys=True)
+
+
+BACKEND_LINE_RE = re.compile(r'^(\s*backend\s*:\s*)"[^"]*"', re.MULTILINE)
+PARAMETER_BLOCK_RE = re.compile(
+    r'parameters\s*:?\s*\{\s*key\s*:\s*"[^"]*"\s*[,;]?\s*value\s*:?\s*\{\s*string_value\s*:\s*"\$\{(\w+)\}"\s*[,;]?\s*\}'
+    r'\s*[,;]?\s*\}[ \t]*\n?')
+
+
+def drop_unset_parameters(text, values):
+    """``text`` without the parameter blocks whose value is a lone placeholder set to None in ``values``.
+
+    The built-in configs leave such parameters out so the backend uses its default; a
+    user's file gets the same, instead of a placeholder the backend would read as text.
+    """
+    def keep(match):
+        name = match.group(1)
+        return "" if name in values and values[name] is None else match.group(0)
+
+    return PARAMETER_BLOCK_RE.sub(keep, text)
+
+
+def fill_repository(entries, values, user_keys=(), engine_backend=None):
+    """Fill the config.pbtxt templates of a user's upstream-layout directory.
+
+    ``entries`` are the models read from it (model, config_path, config text or None,
+    files). Returns ``{"models": [...], "unused": [...]}``: per model its filled ``text``,
+    the placeholders left ``unfilled``, ``missing`` (no config.pbtxt) and ``file_entries``
+    (src, model, name) of its version directory's files; ``unused`` lists
+    the ``user_keys`` (the user's own placeholder values) that match no placeholder of any
+    file. ``engine_backend`` rewrites tensorrt_llm's backend line (cpu mode serves it on the
+    Python backend, which some releases write literally as tensorrtllm).
+    """
+    models = []
+    seen = set()
+    for entry in entries:
+        text = entry.get("config")
+        result = dict(entry, missing=text is None, text="", unfilled=[],
+                      file_entries=[{"src": "%s/%s" % (entry.get("version_path", ""), name), "model": entry["model"], "name": name}
+                                    for name in entry.get("files", [])],
+                      subdirs=sorted(set(name.rsplit("/", 1)[0] for name in entry.get("files", []) if "/" in name)))
+        if text is not None:
+            seen.update(placeholders(text))
+            filled, unfilled = fill_placeholders(drop_unset_parameters(text, values), values)
+            if engine_backend and entry["model"] == "tensorrt_llm":
+                filled = BACKEND_LINE_RE.sub(lambda m: '%s"%s"' % (m.group(1), engine_backend), filled, count=1)
+            result.update(text=filled, unfilled=unfilled)
+            if unfilled:
+                result["problem"] = "%s has %s" % (entry["config_path"], ", ".join("${%s}" % name for name in unfilled))
+        models.append(result)
+    unused = [key for key in user_keys if key not in seen]
+    return {"models": models, "unused": unused}
