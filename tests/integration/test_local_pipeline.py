@@ -245,6 +245,17 @@ def test_port_in_use_fails_naming_instance_and_port(deployment, tmp_path):
     (["-e", '{"servers_instance_overrides": [{"index": 1, "shm_region_prefix": "tritonfleet0_"}]}'],
      "shm_region_prefix 'tritonfleet0_' and 'tritonfleet0_' overlap"),
     (["-e", "servers_model_control_mode=sometimes"], "servers_model_control_mode"),
+    # A release without a contract: the message names the variable and the known releases.
+    (["-e", "tritonfleet_trtllm_version=0.5.0"],
+     "tritonfleet_trtllm_version '0.5.0' has no known ensemble contract; known releases: 0.7 (24.01), 0.12 (24.08)"),
+    (["-e", "repository_contract=0.8"], "repository_contract '0.8' is not a known release"),
+    # A decoupled value that is not a boolean, as -e gives it.
+    (["-e", "repository_decoupled=maybe"], "repository_decoupled"),
+    # Streaming verification of a model that cannot stream.
+    (["-e", "repository_decoupled=false", "-e", "verify_stream=true"],
+     "verify_stream is true but repository_decoupled is false"),
+    (["-e", '{"repository_placeholder_values": {"decoupled_mode": "true"}}'],
+     "repository_placeholder_values sets decoupled_mode, which the typed variables give"),
 ])
 def test_invalid_layouts_fail_before_anything_starts(deployment, tmp_path, extra, message):
     dep = deployment
@@ -263,3 +274,32 @@ def test_checkpoint_without_tokenizer_files_is_refused(deployment, tmp_path):
     failures = run.messages(failed_only=True)
     assert "tokenizer files" in failures and str(ckpt) in failures, run
     _refused_before_any_change(run, dep)
+
+
+def test_a_release_not_decoupled_deploys_verifies_without_streaming_and_is_idempotent(deployment):
+    """v0.7.1's end_to_end_test.py and benchmark_core_model.py need a deployment that is not decoupled.
+
+    `-e repository_decoupled=false` arrives as a string and must still mean false: the models
+    render decoupled: false, verify asks for no stream and the ensemble answers a plain infer.
+    """
+    from tritonclient.grpc import model_config_pb2
+    from google.protobuf import text_format
+    dep = deployment
+    args = ("-e", "tritonfleet_trtllm_version=0.7.1", "-e", "repository_decoupled=false")
+    first = dep.playbook("site.yml", *args)
+    assert first.rc == 0, first
+    repository = dep.root / "model_repository"
+    for model in ("tensorrt_llm",):
+        config = text_format.Parse((repository / model / "config.pbtxt").read_text(), model_config_pb2.ModelConfig())
+        assert config.model_transaction_policy.decoupled is False, model
+    ensemble = text_format.Parse((repository / "ensemble" / "config.pbtxt").read_text(), model_config_pb2.ModelConfig())
+    # v0.7's names, not the later ones
+    names = {t.name for t in ensemble.input}
+    assert {"min_length", "random_seed"} <= names and not {"min_tokens", "seed", "exclude_input_in_output"} & names
+    grpc = first.result("Send the prompt through the ensemble over gRPC", host="localhost")["results"]
+    assert len(grpc) == 2, first
+    for answer in grpc:
+        assert answer["invocation"]["module_args"]["stream"] is False, answer
+        assert answer["text"].strip(), answer
+    second = dep.playbook("site.yml", *args)
+    assert second.rc == 0 and second.changed == 0, second
