@@ -1,14 +1,19 @@
-"""Templates and Python models of the `repository` role.
+"""The repository role's model configurations, and its Python models.
 
-Every config.pbtxt template is rendered by Ansible itself, with the role's
-defaults, vars and dependencies as the role sees them (one ansible-playbook run
-renders every case below), for gpu and cpu, decoupled on and off, BLS on and
-off and several version policies, then parsed as Triton's ModelConfig protobuf. The ensemble's wiring is checked against the
-composing models' real tensors. The tokenization helpers of the preprocessing,
-postprocessing and BLS models are exercised with a tiny byte-level BPE
-tokenizer built here.
+Every config.pbtxt is rendered by Ansible itself, with the role's defaults, vars
+and dependencies as the role sees them (one ansible-playbook run renders every
+case below), then parsed as Triton's ModelConfig protobuf and compared with the
+ensemble contract recorded for its TensorRT-LLM release
+(roles/repository/files/contracts/<release>.yml): for every release file found
+there, gpu and cpu, decoupled on, off and "false" as a string (as -e gives it),
+BLS on and off. A handful of facts about upstream's releases are asserted on
+their own, so that wrong data fails too, and the ensemble's wiring is checked
+against the composing models' rendered tensors. The tokenization helpers of the
+preprocessing, postprocessing and BLS models are exercised with a tiny
+byte-level BPE tokenizer built here.
 """
 
+import copy
 import fcntl
 import functools
 import hashlib
@@ -17,6 +22,7 @@ import itertools
 import json
 import os
 import pathlib
+import re
 import shutil
 import sys
 import tempfile
@@ -33,94 +39,89 @@ from ansible_collections.tritonfleet.serving.tests.unit.utils import playbook_ru
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[3]
 ROLE = REPO_ROOT / "roles" / "repository"
-TEMPLATES = ROLE / "templates"
 FILES = ROLE / "files"
+CONTRACT_DIR = FILES / "contracts"
 MODELS = ("preprocessing", "tensorrt_llm", "postprocessing", "ensemble", "tensorrt_llm_bls")
 DT = model_config_pb2.DataType
+KIND_CPU = model_config_pb2.ModelInstanceGroup.KIND_CPU
+PLACEHOLDER = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 
-# ----------------------------------------------------------------- contract
-# The ensemble contract users' clients speak (DESIGN.md; upstream v0.7).
-ENSEMBLE_INPUTS = {
-    "text_input": ("TYPE_STRING", False),
-    "max_tokens": ("TYPE_INT32", False),
-    "bad_words": ("TYPE_STRING", True),
-    "stop_words": ("TYPE_STRING", True),
-    "end_id": ("TYPE_INT32", True),
-    "pad_id": ("TYPE_INT32", True),
-    "top_k": ("TYPE_INT32", True),
-    "top_p": ("TYPE_FP32", True),
-    "temperature": ("TYPE_FP32", True),
-    "length_penalty": ("TYPE_FP32", True),
-    "repetition_penalty": ("TYPE_FP32", True),
-    "min_length": ("TYPE_INT32", True),
-    "presence_penalty": ("TYPE_FP32", True),
-    "random_seed": ("TYPE_UINT64", True),
-    "return_log_probs": ("TYPE_BOOL", True),
-    "beam_width": ("TYPE_INT32", True),
-    "stream": ("TYPE_BOOL", True),
-    "prompt_embedding_table": ("TYPE_FP16", True),
-    "prompt_vocab_size": ("TYPE_INT32", True),
-    "embedding_bias_words": ("TYPE_STRING", True),
-    "embedding_bias_weights": ("TYPE_FP32", True),
+
+# ---------------------------------------------------------------- releases
+def _release_number(release):
+    """'0.12' -> (0, 12), '1.x' -> (1,): enough to order releases and compare with a known one."""
+    return tuple(int(piece) for piece in re.findall(r"\d+", str(release).split("x")[0]))
+
+
+def _discover_releases():
+    """Every contract file, read here (not through the lookup under test), oldest first."""
+    contracts = [yaml.safe_load(path.read_text()) for path in sorted(CONTRACT_DIR.glob("*.yml"))]
+    return sorted(contracts, key=lambda c: _release_number(c["release"]))
+
+
+CONTRACTS = {str(c["release"]): c for c in _discover_releases()}
+RELEASES = list(CONTRACTS)
+OLDEST, NEWEST = RELEASES[0], RELEASES[-1]
+
+
+def version_of(release):
+    """A tritonfleet_trtllm_version the release covers, as a user writes it (a patch release of its prefix)."""
+    return "%s.1" % CONTRACTS[release]["versions"][0]
+
+
+def at_least(release, *number):
+    return _release_number(release) >= number
+
+
+# ----------------------------------------------------------------- the cases
+# The directories a deployment passes; every rendered case but the role's bare defaults gets them.
+BASE_VARS = {"repository_engine_dir": "/srv/engines/llama", "repository_tokenizer_dir": "/srv/tokenizers/llama"}
+# Shared defaults (roles/common, a dependency of the role) the role's defaults refer to.
+COMMON_VARIABLES = ("tritonfleet_accelerator_fallback", "tritonfleet_model_repository", "tritonfleet_trtllm_version")
+POLICIES = [
+    ({"latest": {"num_versions": 1}}, "latest"),
+    ({"latest": {"num_versions": 2}}, "latest"),
+    ({"all": {}}, "all"),
+    ({"specific": {"versions": [1, 3]}}, "specific"),
+]
+# decoupled as YAML gives it and as `-e repository_decoupled=false` gives it (a string).
+DECOUPLED = [True, False, "false"]
+TABLE = list(itertools.product(RELEASES, ["gpu", "cpu"], DECOUPLED, [True, False]))
+
+
+def table_vars(release, accelerator, decoupled, bls):
+    # The version policy varies along the table instead of multiplying it.
+    policy = POLICIES[TABLE.index((release, accelerator, decoupled, bls)) % len(POLICIES)][0]
+    return dict(tritonfleet_trtllm_version=version_of(release), repository_accelerator=accelerator,
+                repository_decoupled=decoupled, repository_enable_bls=bls,
+                repository_version_policy=policy, repository_max_batch_size=16)
+
+
+def instances_cpu(release):
+    return dict(tritonfleet_trtllm_version=version_of(release), repository_accelerator="cpu",
+                repository_enable_bls=True, repository_preprocessing_instances=3,
+                repository_postprocessing_instances=2, repository_bls_instances=4,
+                repository_tensorrt_llm_instances=5, repository_max_queue_delay_microseconds=250,
+                repository_max_queue_size=64)
+
+
+def instances_gpu(release):
+    return dict(tritonfleet_trtllm_version=version_of(release), repository_accelerator="gpu",
+                repository_tensorrt_llm_instances=5, repository_dynamic_batching=False)
+
+
+# An old version with a pinned release: the pin wins.
+PINNED = dict(tritonfleet_trtllm_version=version_of(OLDEST), repository_contract=NEWEST)
+PARAMETER_VARIABLE = {
+    "tensorrt_llm": "repository_tensorrt_llm_parameters",
+    "preprocessing": "repository_preprocessing_parameters",
+    "postprocessing": "repository_postprocessing_parameters",
+    "tensorrt_llm_bls": "repository_bls_parameters",
 }
-ENSEMBLE_EXTENDED_INPUTS = {
-    "frequency_penalty", "runtime_top_p_min", "runtime_top_p_decay", "runtime_top_p_reset_ids",
-    "early_stopping", "beam_search_diversity_rate", "lora_task_id", "lora_weights", "lora_config",
-}
-ENSEMBLE_OUTPUTS = {
-    "text_output": "TYPE_STRING",
-    "cum_log_probs": "TYPE_FP32",
-    "output_log_probs": "TYPE_FP32",
-}
-# name: (type, dims, optional)
-ENGINE_INPUTS = {
-    "input_ids": ("TYPE_INT32", [-1], False),
-    "input_lengths": ("TYPE_INT32", [1], False),
-    "request_output_len": ("TYPE_INT32", [1], False),
-    "end_id": ("TYPE_INT32", [1], True),
-    "pad_id": ("TYPE_INT32", [1], True),
-    "stop_words_list": ("TYPE_INT32", [2, -1], True),
-    "bad_words_list": ("TYPE_INT32", [2, -1], True),
-    "embedding_bias": ("TYPE_FP32", [-1], True),
-    "beam_width": ("TYPE_INT32", [1], True),
-    "temperature": ("TYPE_FP32", [1], True),
-    "runtime_top_k": ("TYPE_INT32", [1], True),
-    "runtime_top_p": ("TYPE_FP32", [1], True),
-    "len_penalty": ("TYPE_FP32", [1], True),
-    "repetition_penalty": ("TYPE_FP32", [1], True),
-    "min_length": ("TYPE_INT32", [1], True),
-    "presence_penalty": ("TYPE_FP32", [1], True),
-    "random_seed": ("TYPE_UINT64", [1], True),
-    "return_log_probs": ("TYPE_BOOL", [1], True),
-    "stop": ("TYPE_BOOL", [1], True),
-    "streaming": ("TYPE_BOOL", [1], True),
-    "prompt_embedding_table": ("TYPE_FP16", [-1, -1], True),
-    "prompt_vocab_size": ("TYPE_INT32", [1], True),
-}
-ENGINE_OUTPUTS = {
-    "output_ids": ("TYPE_INT32", [-1, -1]),
-    "sequence_length": ("TYPE_INT32", [-1]),
-    "cum_log_probs": ("TYPE_FP32", [-1]),
-    "output_log_probs": ("TYPE_FP32", [-1, -1]),
-}
-PREPROCESSING_INPUTS = {
-    "QUERY": "TYPE_STRING", "REQUEST_OUTPUT_LEN": "TYPE_INT32", "BAD_WORDS_DICT": "TYPE_STRING",
-    "STOP_WORDS_DICT": "TYPE_STRING", "EMBEDDING_BIAS_WORDS": "TYPE_STRING",
-    "EMBEDDING_BIAS_WEIGHTS": "TYPE_FP32", "END_ID": "TYPE_INT32", "PAD_ID": "TYPE_INT32",
-}
-PREPROCESSING_OUTPUTS = {
-    "INPUT_ID": "TYPE_INT32", "REQUEST_INPUT_LEN": "TYPE_INT32", "BAD_WORDS_IDS": "TYPE_INT32",
-    "STOP_WORDS_IDS": "TYPE_INT32", "EMBEDDING_BIAS": "TYPE_FP32", "REQUEST_OUTPUT_LEN": "TYPE_INT32",
-    "OUT_END_ID": "TYPE_INT32", "OUT_PAD_ID": "TYPE_INT32",
-}
-POSTPROCESSING_INPUTS = {
-    "TOKENS_BATCH": "TYPE_INT32", "SEQUENCE_LENGTH": "TYPE_INT32",
-    "CUM_LOG_PROBS": "TYPE_FP32", "OUTPUT_LOG_PROBS": "TYPE_FP32",
-}
-POSTPROCESSING_OUTPUTS = {
-    "OUTPUT": "TYPE_STRING", "OUT_CUM_LOG_PROBS": "TYPE_FP32", "OUT_OUTPUT_LOG_PROBS": "TYPE_FP32",
-}
-# Every parameter key of upstream's inflight_batcher_llm templates (all eras).
+PARAMETER_DEFAULTS_VARIABLE = {model: variable.replace("_parameters", "_parameter_defaults")
+                               for model, variable in PARAMETER_VARIABLE.items()}
+# Every parameter key upstream's inflight_batcher_llm configs have had, across releases: a user
+# may set any of them, whether the release in use has it or not.
 UPSTREAM_PARAMETERS = {
     "tensorrt_llm": [
         "max_beam_width", "FORCE_CPU_ONLY_INPUT_TENSORS", "gpt_model_type", "gpt_model_path",
@@ -130,65 +131,75 @@ UPSTREAM_PARAMETERS = {
         "max_num_sequences", "enable_trt_overlap", "exclude_input_in_output",
         "cancellation_check_period_ms", "stats_check_period_ms", "iter_stats_max_iterations",
         "request_stats_max_iterations", "enable_kv_cache_reuse", "normalize_log_probs",
-        "enable_chunked_context", "gpu_device_ids", "participant_ids",
+        "enable_chunked_context", "gpu_device_ids", "participant_ids", "num_nodes",
         "lora_cache_optimal_adapter_size", "lora_cache_max_adapter_size",
         "lora_cache_gpu_memory_fraction", "lora_cache_host_memory_bytes", "lora_prefetch_dir",
         "decoding_mode", "executor_worker_path", "medusa_choices", "eagle_choices",
         "gpu_weights_percent", "enable_context_fmha_fp32_acc", "multi_block_mode",
         "cuda_graph_mode", "cuda_graph_cache_size", "speculative_decoding_fast_logits",
         "lookahead_window_size", "lookahead_ngram_size", "lookahead_verification_set_size",
-        "guided_decoding_backend", "xgrammar_tokenizer_info_path",
+        "guided_decoding_backend", "xgrammar_tokenizer_info_path", "tokenizer_dir",
     ],
     "preprocessing": [
         "tokenizer_dir", "tokenizer_type", "add_special_tokens", "visual_model_path",
-        "gpt_model_path", "max_num_images",
+        "multimodal_model_path", "gpt_model_path", "max_num_images",
     ],
     "postprocessing": ["tokenizer_dir", "tokenizer_type", "skip_special_tokens"],
-    "tensorrt_llm_bls": ["accumulate_tokens", "tensorrt_llm_model_name", "tensorrt_llm_draft_model_name"],
+    "tensorrt_llm_bls": ["accumulate_tokens", "tensorrt_llm_model_name", "tensorrt_llm_draft_model_name",
+                         "multimodal_encoders_name"],
 }
-PARAMETER_VARIABLE = {
-    "tensorrt_llm": "repository_tensorrt_llm_parameters",
-    "preprocessing": "repository_preprocessing_parameters",
-    "postprocessing": "repository_postprocessing_parameters",
-    "tensorrt_llm_bls": "repository_bls_parameters",
-}
+
+
+def upstream_parameter_case(release, model):
+    return {"tritonfleet_trtllm_version": version_of(release), "repository_enable_bls": True,
+            PARAMETER_VARIABLE[model]: {key: "value-%d" % index for index, key in enumerate(UPSTREAM_PARAMETERS[model])}}
+
+
+PARAMETER_STRINGS_ENGINE = dict(repository_tensorrt_llm_parameters={
+    "gpu_device_ids": [0, 1],
+    "enable_kv_cache_reuse": True,
+    "kv_cache_free_gpu_mem_fraction": 0.5,
+    "max_tokens_in_paged_kv_cache": 4096,
+    "batch_scheduler_policy": None,
+    "medusa_choices": '{0, 0}, {0, 1} "quoted" \\ back',
+    "a_future_parameter": "x",
+})
+# 0.7 is the release whose preprocessing still has tokenizer_type.
+PARAMETER_STRINGS_PREPROCESSING = dict(tritonfleet_trtllm_version=version_of(OLDEST), repository_tokenizer_type="llama",
+                                       repository_preprocessing_parameters={"add_special_tokens": False})
+OLDEST_DEFAULTS = dict(tritonfleet_trtllm_version=version_of(OLDEST))
 
 
 # ---------------------------------------------------------------- rendering
-# The directories a deployment passes; every rendered case gets them.
-BASE_VARS = {"repository_engine_dir": "/srv/engines/llama", "repository_tokenizer_dir": "/srv/tokenizers/llama"}
-# Shared defaults (roles/common, a dependency of the role) the role's defaults refer to.
-COMMON_VARIABLES = ("tritonfleet_accelerator_fallback", "tritonfleet_model_repository")
-
 # A role that is the repository role (its defaults, vars, meta with the
 # dependencies, templates) plus one task file, so that Ansible loads the role
-# exactly as it does in a deployment and renders its templates in its context.
+# exactly as it does in a deployment and renders its template in its context.
 RENDER_TASKS = """\
 ---
-# The template action renders on the controller with the same templating as the
-# template lookup: the lookup leaves out only the copy onto the host. One task
-# per case: the models the role renders (its own __repository_models) and, when
-# asked, the values of the variables the templates see.
+# The template lookup renders on the controller with the same templating as the
+# role's template task, which loops over __repository_models with the model as
+# item; the lookup leaves out only the copy onto the host. One result per model.
 - name: Render the model configurations
   ansible.builtin.debug:
     msg:
       case: "{{ tritonfleet_test_case }}"
-      configs: >-
-        {{ dict(__repository_models | zip(query('ansible.builtin.template',
-                *(__repository_models | map('regex_replace', '$', '/config.pbtxt.j2'))))) }}
+      model: "{{ item }}"
+      config: "{{ lookup('ansible.builtin.template', 'config.pbtxt.j2') }}"
+  loop: "{{ __repository_models }}"
+
+# On the host of the role's bare defaults: the values of the variables the template sees.
+- name: Report the variables
+  ansible.builtin.debug:
+    msg:
+      case: "{{ tritonfleet_test_case }}"
       variables: >-
-        {{ dict(tritonfleet_test_variables | default([])
-                | zip(query('ansible.builtin.vars', *(tritonfleet_test_variables | default([]))))) }}
+        {{ dict(tritonfleet_test_variables | zip(query('ansible.builtin.vars', *tritonfleet_test_variables))) }}
+  when: tritonfleet_test_variables is defined
 """
 
 
 def case_key(overrides):
     return json.dumps(overrides, sort_keys=True)
-
-
-def scenario_vars(accelerator, decoupled, bls, policy_index):
-    return dict(repository_accelerator=accelerator, repository_decoupled=decoupled, repository_enable_bls=bls,
-                repository_version_policy=POLICIES[policy_index][0], repository_max_batch_size=16)
 
 
 def role_variable_names():
@@ -198,11 +209,12 @@ def role_variable_names():
 
 def declared_cases():
     """Every set of overrides a test below renders with: Ansible renders them all in one run."""
-    cases = [{}]
-    cases += [scenario_vars(*scenario) for scenario in SCENARIOS]
-    cases += list(STRICT_V07.values())
-    cases += [INSTANCES_CPU, INSTANCES_GPU, BLS_ON, PARAMETER_STRINGS_ENGINE, PARAMETER_STRINGS_PREPROCESSING]
-    cases += list(UPSTREAM_PARAMETER_CASES.values())
+    cases = [{}, PINNED, OLDEST_DEFAULTS, PARAMETER_STRINGS_ENGINE, PARAMETER_STRINGS_PREPROCESSING]
+    cases += [table_vars(*row) for row in TABLE]
+    for release in RELEASES:
+        cases += [instances_cpu(release), instances_gpu(release)]
+    for release in (OLDEST, NEWEST):
+        cases += [upstream_parameter_case(release, model) for model in UPSTREAM_PARAMETERS]
     unique = {}
     for overrides in cases:
         unique.setdefault(case_key(overrides), overrides)
@@ -218,13 +230,18 @@ def _write_render_role(root):
 
 
 def _inputs_digest():
-    """What the rendering depends on: Ansible, the role, the shared defaults, the cases and the task file."""
+    """What the rendering depends on: Ansible, the role, the contracts, the plugins, the shared defaults, the cases."""
     digest = hashlib.sha256(RENDER_TASKS.encode())
     digest.update(("%s %s" % (sys.executable, ansible_release.__version__)).encode())
     digest.update(json.dumps(sorted(declared_cases()), sort_keys=True).encode())
-    for path in sorted([*ROLE.rglob("*"), *(REPO_ROOT / "roles" / "common").rglob("*")]):
-        if path.is_file() and "files" not in path.relative_to(REPO_ROOT).parts[2:3]:
-            digest.update(str(path.relative_to(REPO_ROOT)).encode() + b"\0" + path.read_bytes())
+    paths = [*ROLE.rglob("*"), *(REPO_ROOT / "roles" / "common").rglob("*"), *(REPO_ROOT / "plugins").rglob("*.py")]
+    for path in sorted(paths):
+        relative = path.relative_to(REPO_ROOT)
+        # The Python models under files/ do not change what is rendered; the contracts do.
+        if relative.parts[:3] == ("roles", "repository", "files") and relative.parts[3:4] != ("contracts",):
+            continue
+        if path.is_file() and "__pycache__" not in relative.parts:
+            digest.update(str(relative).encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:16]
 
 
@@ -237,7 +254,7 @@ def rendered_cases():
     the first test renders and keeps the result in a file named by the digest
     of its inputs; the others, in any process, read it.
     """
-    cache = pathlib.Path(tempfile.gettempdir()) / ("tritonfleet-repository-templates-%s.json" % _inputs_digest())
+    cache = pathlib.Path(tempfile.gettempdir()) / ("tritonfleet-model-contracts-%s.json" % _inputs_digest())
     with open(str(cache) + ".lock", "w", encoding="utf-8") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not cache.exists():
@@ -249,7 +266,7 @@ def rendered_cases():
 
 def _render_with_ansible():
     """One ansible-playbook run that renders every declared case."""
-    root = pathlib.Path(tempfile.mkdtemp(prefix="repository-templates-"))
+    root = pathlib.Path(tempfile.mkdtemp(prefix="model-contracts-"))
     _write_render_role(root)
     # One inventory host per case, its overrides as host vars (inventory vars, as a
     # deployment sets them): one include_role renders every case, the hosts in parallel.
@@ -267,22 +284,26 @@ def _render_with_ansible():
     inventory.write_text(json.dumps({"all": {"hosts": hosts}}))
     playbook = root / "render.yml"
     playbook.write_text(json.dumps([{
-        "name": "Render the repository role's templates", "hosts": "all", "gather_facts": False,
+        "name": "Render the repository role's configurations", "hosts": "all", "gather_facts": False,
         "tasks": [{"name": "Render every case",
                    "ansible.builtin.include_role": {"name": "repository_under_test", "tasks_from": "render"}}],
     }], indent=1))
-    # The dependency (tritonfleet.serving.common) comes from this checkout, through .collections.
+    # The dependency (tritonfleet.serving.common) and the plugins come from this checkout, through .collections.
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(REPO_ROOT / ".collections"),
-               ANSIBLE_ROLES_PATH=str(root / "roles"))
+               ANSIBLE_ROLES_PATH=str(root / "roles"), ANSIBLE_FORKS="10")
     try:
         run = playbook_run.run(["ansible-playbook", "-i", inventory, playbook],
-                               env=env, cwd=root, timeout=600)
+                               env=env, cwd=root, timeout=900)
     finally:
         shutil.rmtree(root)
     assert run.rc == 0 and run.failures == 0, run
-    out = {}
+    out = {key: {"configs": {}} for key in declared_cases()}
     for found in run.results(task="Render the model configurations"):
-        out[found.result["msg"]["case"]] = found.result["msg"]
+        for result in found.result["results"]:
+            out[result["msg"]["case"]]["configs"][result["msg"]["model"]] = result["msg"]["config"]
+    for found in run.results(task="Report the variables"):
+        if not found.result.get("skipped"):
+            out[found.result["msg"]["case"]]["variables"] = found.result["msg"]["variables"]
     return out
 
 
@@ -323,6 +344,15 @@ def type_name(value):
 
 def params(config):
     return {key: value.string_value for key, value in config.parameters.items()}
+
+
+def triton_string(value):
+    """A parameter value as Triton reads it: booleans lower case, lists comma-joined."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return ",".join(triton_string(v) for v in value)
+    return str(value)
 
 
 def dims_compatible(a, b):
@@ -389,163 +419,358 @@ def check_ensemble(ensemble, models):
     return problems
 
 
-POLICIES = [
-    ({"latest": {"num_versions": 1}}, "latest"),
-    ({"latest": {"num_versions": 2}}, "latest"),
-    ({"all": {}}, "all"),
-    ({"specific": {"versions": [1, 3]}}, "specific"),
-]
-SCENARIOS = list(itertools.product(["gpu", "cpu"], [True, False], [True, False], range(len(POLICIES))))
-STRICT_V07 = {accelerator: dict(repository_accelerator=accelerator, repository_extended_inputs=False,
-                                repository_enable_bls=True) for accelerator in ("gpu", "cpu")}
-INSTANCES_CPU = dict(
-    repository_accelerator="cpu", repository_enable_bls=True,
-    repository_preprocessing_instances=3, repository_postprocessing_instances=2,
-    repository_bls_instances=4, repository_tensorrt_llm_instances=5,
-    repository_max_queue_delay_microseconds=250, repository_max_queue_size=64,
-)
-INSTANCES_GPU = dict(repository_accelerator="gpu", repository_tensorrt_llm_instances=5,
-                     repository_dynamic_batching=False)
-BLS_ON = dict(repository_enable_bls=True)
-UPSTREAM_PARAMETER_CASES = {
-    model: {"repository_enable_bls": True,
-            PARAMETER_VARIABLE[model]: {key: f"value-{index}" for index, key in enumerate(keys)}}
-    for model, keys in UPSTREAM_PARAMETERS.items()
-}
-PARAMETER_STRINGS_ENGINE = dict(repository_tensorrt_llm_parameters={
-    "gpu_device_ids": [0, 1],
-    "enable_kv_cache_reuse": True,
-    "kv_cache_free_gpu_mem_fraction": 0.5,
-    "max_tokens_in_paged_kv_cache": 4096,
-    "batch_scheduler_policy": None,
-    "medusa_choices": '{0, 0}, {0, 1} "quoted" \\ back',
-    "a_future_parameter": "x",
-})
-PARAMETER_STRINGS_PREPROCESSING = dict(repository_tokenizer_type="llama",
-                                       repository_preprocessing_parameters={"add_special_tokens": False})
+# -------------------------------------------------------------- expectations
+def boolean(value):
+    """A boolean as Ansible's `| bool` reads it (the string "false" is false)."""
+    if isinstance(value, bool):
+        return value
+    return str(value).strip().lower() in ("true", "yes", "on", "1", "y", "t")
 
 
-# -------------------------------------------------------------------- tests
-@pytest.mark.parametrize("accelerator,decoupled,bls,policy_index", SCENARIOS)
-def test_templates_parse_and_keep_the_contract(accelerator, decoupled, bls, policy_index):
-    policy, kind = POLICIES[policy_index]
-    texts, models = render_all(**scenario_vars(accelerator, decoupled, bls, policy_index))
-    assert set(models) == set(MODELS) - (set() if bls else {"tensorrt_llm_bls"})
-    for model, config in models.items():
-        assert "${" not in texts[model], model
-        assert config.name == model
-        assert config.max_batch_size == 16
-        assert config.version_policy.WhichOneof("policy_choice") == kind
+def case_variables(overrides):
+    """The role's variables for a case: its defaults, the directories a deployment passes, the overrides."""
+    variables = role_defaults()
+    if overrides:
+        variables.update(BASE_VARS)
+    variables.update(overrides)
+    return variables
+
+
+def contract_of(overrides):
+    """The release a case asks for, read from the overrides (not through the filter under test)."""
+    if overrides.get("repository_contract"):
+        return CONTRACTS[overrides["repository_contract"]]
+    version = overrides.get("tritonfleet_trtllm_version")
+    if not version:
+        return CONTRACTS[NEWEST]
+    matching = [c for c in CONTRACTS.values() if version.startswith("%s." % c["versions"][0])]
+    assert len(matching) == 1, version
+    return matching[0]
+
+
+def placeholder_values(variables):
+    """What each ${name} of a release means with these role variables."""
+    values = dict(variables["repository_placeholder_defaults"])
+    values.update(
+        triton_max_batch_size=int(variables["repository_max_batch_size"]),
+        decoupled_mode=boolean(variables["repository_decoupled"]),
+        max_queue_delay_microseconds=int(variables["repository_max_queue_delay_microseconds"]),
+        max_queue_size=variables["repository_max_queue_size"],
+        preprocessing_instance_count=int(variables["repository_preprocessing_instances"]),
+        postprocessing_instance_count=int(variables["repository_postprocessing_instances"]),
+        bls_instance_count=int(variables["repository_bls_instances"]),
+        triton_backend="tensorrtllm" if variables["repository_accelerator"] == "gpu" else "python",
+        engine_dir=variables["repository_engine_dir"],
+        tokenizer_dir=variables["repository_tokenizer_dir"],
+        tokenizer_type=variables["repository_tokenizer_type"],
+    )
+    return values
+
+
+def resolve(value, values):
+    match = PLACEHOLDER.match(str(value))
+    if not match:
+        return value
+    assert match.group(1) in values, "the test knows no value for ${%s}" % match.group(1)
+    return values[match.group(1)]
+
+
+def tensor_facts(config, field):
+    # ModelOutput has neither optional nor allow_ragged_batch: False, as a contract's output never sets them
+    return [(t.name, type_name(t.data_type), list(t.dims), list(t.reshape.shape) if t.HasField("reshape") else None,
+             getattr(t, "optional", False), getattr(t, "allow_ragged_batch", False)) for t in getattr(config, field)]
+
+
+def contract_tensor_facts(entries, values):
+    return [(t["name"], resolve(t["data_type"], values), list(t["dims"]), t.get("reshape"),
+             bool(t.get("optional", False)), bool(t.get("allow_ragged_batch", False))) for t in entries]
+
+
+def expected_parameters(model, entry, variables):
+    """The release's parameters with the role's values (null ones left out), and the user's own keys."""
+    role = dict(variables.get(PARAMETER_DEFAULTS_VARIABLE.get(model), {}) or {})
+    explicit = dict(variables.get(PARAMETER_VARIABLE.get(model), {}) or {})
+    if model in ("preprocessing", "postprocessing"):
+        role.update(tokenizer_dir=variables["repository_tokenizer_dir"],
+                    tokenizer_type=variables["repository_tokenizer_type"])
+    if model == "tensorrt_llm":
+        role.update(gpt_model_path=variables["repository_engine_dir"])
+    fillers = {name: variables[variable] for name, variable in (
+        ("engine_dir", "repository_engine_dir"), ("tokenizer_dir", "repository_tokenizer_dir"),
+        ("tokenizer_type", "repository_tokenizer_type"))}
+    release = entry.get("parameters") or {}
+    expected = {}
+    for key, upstream in release.items():
+        value = next((v for v in (explicit.get(key), role.get(key)) if v not in (None, "")), None)
+        if value is None:
+            match = PLACEHOLDER.match(str(upstream))
+            value = fillers.get(match.group(1)) if match else upstream
+        if value not in (None, ""):
+            expected[key] = triton_string(value)
+    for key, value in explicit.items():
+        if key not in release and value not in (None, ""):
+            expected[key] = triton_string(value)
+    return expected
+
+
+def assert_matches_contract(overrides, contract=None):
+    """Every rendered model of the case parses and is its release's recorded contract with the case's values."""
+    variables = case_variables(overrides)
+    contract = contract or contract_of(overrides)
+    values = placeholder_values(variables)
+    texts, models = render_all(**overrides)
+    bls = boolean(variables["repository_enable_bls"])
+    assert list(models) == [m for m in MODELS if bls or m != "tensorrt_llm_bls"]
+    assert set(contract["models"]) >= set(models)
+    policy = variables["repository_version_policy"]
+    for name, config in models.items():
+        entry = contract["models"][name]
+        where = "%s at %s" % (name, contract["release"])
+        assert "${" not in texts[name], where
+        assert contract["release"] in texts[name].splitlines()[0], where  # the header names the release
+        assert config.name == name
+        assert config.max_batch_size == int(resolve(entry["max_batch_size"], values)), where
+        if name == "ensemble":
+            assert (config.platform, config.backend) == ("ensemble", ""), where
+        elif name == "tensorrt_llm":
+            # cpu mode serves the engine on the Python backend, whatever the release wrote
+            expected_backend = "tensorrtllm" if variables["repository_accelerator"] == "gpu" else "python"
+            assert (config.platform, config.backend) == ("", expected_backend), where
+        else:
+            assert (config.platform, config.backend) == ("", resolve(entry["backend"], values)), where
+        kind = config.version_policy.WhichOneof("policy_choice")
+        assert kind == next(iter(policy)), where
         if kind == "latest":
             assert config.version_policy.latest.num_versions == policy["latest"]["num_versions"]
         if kind == "specific":
-            assert list(config.version_policy.specific.versions) == [1, 3]
+            assert list(config.version_policy.specific.versions) == policy["specific"]["versions"]
 
-    ensemble = models["ensemble"]
-    assert ensemble.platform == "ensemble"
-    inputs = tensors(ensemble, "input")
-    for name, (dtype, optional) in ENSEMBLE_INPUTS.items():
-        assert type_name(inputs[name].data_type) == dtype, name
-        assert inputs[name].optional == optional, name
-    assert set(inputs) == set(ENSEMBLE_INPUTS) | ENSEMBLE_EXTENDED_INPUTS
-    assert {n: type_name(t.data_type) for n, t in tensors(ensemble, "output").items()} == ENSEMBLE_OUTPUTS
-    assert [s.model_name for s in ensemble.ensemble_scheduling.step] == [
-        "preprocessing", "tensorrt_llm", "postprocessing"
-    ]
-    assert check_ensemble(ensemble, models) == []
+        assert tensor_facts(config, "input") == contract_tensor_facts(entry.get("inputs", []), values), where
+        assert tensor_facts(config, "output") == contract_tensor_facts(entry.get("outputs", []), values), where
 
-    engine = models["tensorrt_llm"]
-    assert engine.backend == ("tensorrtllm" if accelerator == "gpu" else "python")
-    assert engine.model_transaction_policy.decoupled is decoupled
-    assert [g.kind for g in engine.instance_group] == [model_config_pb2.ModelInstanceGroup.KIND_CPU]
-    engine_inputs = tensors(engine, "input")
-    for name, (dtype, dims, optional) in ENGINE_INPUTS.items():
-        assert type_name(engine_inputs[name].data_type) == dtype, name
-        assert list(engine_inputs[name].dims) == dims, name
-        assert engine_inputs[name].optional == optional, name
-    assert engine_inputs["input_ids"].allow_ragged_batch
-    assert engine_inputs["input_lengths"].HasField("reshape")
-    assert list(engine_inputs["input_lengths"].reshape.shape) == []
-    for name, (dtype, dims) in ENGINE_OUTPUTS.items():
-        output = tensors(engine, "output")[name]
-        assert (type_name(output.data_type), list(output.dims)) == (dtype, dims), name
-    engine_params = params(engine)
-    assert engine_params["gpt_model_path"] == "/srv/engines/llama"
-    assert engine_params["gpt_model_type"] == "inflight_fused_batching"
-    assert engine_params["batch_scheduler_policy"] == "guaranteed_no_evict"
-    assert engine_params["exclude_input_in_output"] == "true"
-    assert engine.dynamic_batching.preferred_batch_size == [16]
+        if "decoupled" in entry:
+            assert config.model_transaction_policy.decoupled is boolean(variables["repository_decoupled"]), where
+        else:
+            assert not config.HasField("model_transaction_policy"), where
 
-    pre = models["preprocessing"]
-    assert pre.backend == "python"
-    assert {n: type_name(t.data_type) for n, t in tensors(pre, "input").items()} == PREPROCESSING_INPUTS
-    assert {n: type_name(t.data_type) for n, t in tensors(pre, "output").items()} == PREPROCESSING_OUTPUTS
-    assert params(pre)["tokenizer_dir"] == "/srv/tokenizers/llama"
-    assert params(pre)["tokenizer_type"] == "auto"
-    assert [(g.kind, g.count) for g in pre.instance_group] == [(model_config_pb2.ModelInstanceGroup.KIND_CPU, 1)]
+        batching = entry.get("dynamic_batching")
+        if batching is None or not boolean(variables["repository_dynamic_batching"]):
+            assert not config.HasField("dynamic_batching"), where
+        else:
+            assert config.HasField("dynamic_batching"), where
+            assert list(config.dynamic_batching.preferred_batch_size) == [
+                int(resolve(v, values)) for v in batching.get("preferred_batch_size", [])], where
+            assert config.dynamic_batching.max_queue_delay_microseconds == int(
+                resolve(batching.get("max_queue_delay_microseconds", 0), values)), where
+            queue = (batching.get("default_queue_policy") or {}).get("max_queue_size")
+            queue = resolve(queue, values) if queue is not None else None
+            if queue not in (None, "") and int(queue) > 0:
+                assert config.dynamic_batching.default_queue_policy.max_queue_size == int(queue), where
+            else:
+                assert not config.dynamic_batching.HasField("default_queue_policy"), where
 
-    post = models["postprocessing"]
-    assert {n: type_name(t.data_type) for n, t in tensors(post, "input").items()} == POSTPROCESSING_INPUTS
-    assert {n: type_name(t.data_type) for n, t in tensors(post, "output").items()} == POSTPROCESSING_OUTPUTS
-    assert params(post)["tokenizer_dir"] == "/srv/tokenizers/llama"
+        group = entry.get("instance_group")
+        if group is None:
+            assert len(config.instance_group) == 0, where
+        else:
+            count = resolve(group["count"], values)
+            if name == "tensorrt_llm":
+                # the tensorrtllm backend places the engine itself: one instance; cpu mode: the role's count
+                count = 1 if variables["repository_accelerator"] == "gpu" else variables["repository_tensorrt_llm_instances"]
+            assert [(g.kind, g.count) for g in config.instance_group] == [
+                (model_config_pb2.ModelInstanceGroup.Kind.Value(resolve(group["kind"], values)), int(count))], where
 
-    if bls:
-        bls_config = models["tensorrt_llm_bls"]
-        assert bls_config.backend == "python"
-        assert bls_config.model_transaction_policy.decoupled is decoupled
-        assert {(t.name, t.data_type, t.optional, tuple(t.dims)) for t in bls_config.input} == {
-            (t.name, t.data_type, t.optional, tuple(t.dims)) for t in ensemble.input
-        }
-        assert {(t.name, t.data_type) for t in bls_config.output} == {
-            (t.name, t.data_type) for t in ensemble.output
-        }
-        assert params(bls_config) == {"accumulate_tokens": "false", "tensorrt_llm_model_name": "tensorrt_llm"}
+        steps = [(s.model_name, s.model_version, dict(s.input_map), dict(s.output_map))
+                 for s in config.ensemble_scheduling.step]
+        assert steps == [(s["model"], int(s.get("version", -1)), s.get("inputs", {}), s.get("outputs", {}))
+                         for s in entry.get("steps", [])], where
 
-
-@pytest.mark.parametrize("accelerator", ["gpu", "cpu"])
-def test_strict_v07_contract_without_extended_inputs(accelerator):
-    _unused, models = render_all(**STRICT_V07[accelerator])
-    assert set(tensors(models["ensemble"], "input")) == set(ENSEMBLE_INPUTS)
-    assert set(tensors(models["tensorrt_llm"], "input")) == set(ENGINE_INPUTS)
-    assert set(tensors(models["tensorrt_llm_bls"], "input")) == set(ENSEMBLE_INPUTS)
+        assert params(config) == expected_parameters(name, entry, variables), where
     assert check_ensemble(models["ensemble"], models) == []
+    return contract, models
 
 
-def test_instance_counts_and_queue_settings():
-    _unused, models = render_all(**INSTANCES_CPU)
+# -------------------------------------------------------------------- tests
+def test_every_supported_release_has_a_contract_file():
+    # Issue 9: at least 0.7.x (Triton 24.01), 0.12.x (24.08), 0.19.x and the current 1.x.
+    assert {"0.7", "0.12", "0.19", "1.x"} <= set(RELEASES)
+    assert [c["triton"] for c in CONTRACTS.values() if c["release"] in ("0.7", "0.12")] == ["24.01", "24.08"]
+    for release, contract in CONTRACTS.items():
+        assert contract["versions"] and contract["source"], release
+        assert set(contract["models"]) == set(MODELS), release
+
+
+@pytest.mark.parametrize("release,accelerator,decoupled,bls", TABLE,
+                         ids=["%s-%s-decoupled=%r-bls=%s" % row for row in TABLE])
+def test_rendered_configs_are_the_release_contract(release, accelerator, decoupled, bls):
+    contract, _models = assert_matches_contract(table_vars(release, accelerator, decoupled, bls))
+    assert contract["release"] == release
+
+
+@pytest.mark.parametrize("release", RELEASES)
+@pytest.mark.parametrize("accelerator", ["gpu", "cpu"])
+def test_facts_of_the_release_hold(release, accelerator):
+    """Facts of upstream's releases (issue 9), asserted apart from the recorded data."""
+    _texts, models = render_all(**table_vars(release, accelerator, True, True))
+    ensemble_inputs = tensors(models["ensemble"], "input")
+    for client_model in ("ensemble", "tensorrt_llm_bls"):
+        text_output = tensors(models[client_model], "output")["text_output"]
+        # a 1-D array of batch*beam strings, at every release
+        assert (type_name(text_output.data_type), list(text_output.dims)) == ("TYPE_STRING", [-1])
+    assert models["tensorrt_llm"].backend == ("tensorrtllm" if accelerator == "gpu" else "python")
+    for model in ("preprocessing", "postprocessing", "tensorrt_llm_bls"):
+        assert models[model].backend == "python"
+    assert [s.model_name for s in models["ensemble"].ensemble_scheduling.step] == [
+        "preprocessing", "tensorrt_llm", "postprocessing"]
+    assert type_name(ensemble_inputs["text_input"].data_type) == "TYPE_STRING"
+    assert type_name(ensemble_inputs["max_tokens"].data_type) == "TYPE_INT32"
+
+    ensemble_outputs = tensors(models["ensemble"], "output")
+    if at_least(release, 0, 12):
+        assert type_name(ensemble_outputs["batch_index"].data_type) == "TYPE_INT32"
+        assert "DECODER_INPUT_ID" in tensors(models["preprocessing"], "output")
+    else:
+        assert "batch_index" not in ensemble_outputs
+        assert "DECODER_INPUT_ID" not in tensors(models["preprocessing"], "output")
+    if at_least(release, 0, 19):
+        exclude = ensemble_inputs["exclude_input_in_output"]
+        assert (type_name(exclude.data_type), exclude.optional) == ("TYPE_BOOL", True)
+    else:
+        assert "exclude_input_in_output" not in ensemble_inputs
+    if at_least(release, 1):
+        assert {"min_tokens", "seed"} <= set(ensemble_inputs)
+        assert not {"min_length", "random_seed"} & set(ensemble_inputs)
+        assert type_name(ensemble_inputs["seed"].data_type) == "TYPE_UINT64"
+    else:
+        assert {"min_length", "random_seed"} <= set(ensemble_inputs)
+        assert not {"min_tokens", "seed"} & set(ensemble_inputs)
+        assert type_name(ensemble_inputs["random_seed"].data_type) == "TYPE_UINT64"
+    if release == "0.7":
+        # 0.7's preprocessing takes no end/pad ids: the ensemble sends them to the engine itself
+        assert "END_ID" not in tensors(models["preprocessing"], "input")
+        step = models["ensemble"].ensemble_scheduling.step[1]
+        assert (step.input_map["end_id"], step.input_map["pad_id"]) == ("end_id", "pad_id")
+
+
+def _swap_first_inputs(model):
+    model["inputs"][0], model["inputs"][1] = model["inputs"][1], model["inputs"][0]
+
+
+MUTATIONS = {
+    "dims": lambda models: models["ensemble"]["inputs"][0].update(dims=[1, -1]),
+    "order": lambda models: _swap_first_inputs(models["tensorrt_llm"]),
+    "optional": lambda models: models["tensorrt_llm"]["inputs"][-1].update(optional=False),
+    "ragged": lambda models: models["tensorrt_llm"]["inputs"][0].update(allow_ragged_batch=False),
+    "reshape": lambda models: next(t for t in models["tensorrt_llm"]["inputs"] if "reshape" in t).pop("reshape"),
+    "data_type": lambda models: models["postprocessing"]["outputs"][0].update(data_type="TYPE_BYTES"),
+    "missing tensor": lambda models: models["ensemble"]["outputs"].pop(),
+    "step map": lambda models: models["ensemble"]["steps"][2]["outputs"].update(OUTPUT="other_output"),
+    # a literal where the release has a placeholder the role leaves unset
+    "parameter": lambda models: models["tensorrt_llm"]["parameters"].update(max_attention_window_size="4096"),
+    "extra parameter": lambda models: models["postprocessing"]["parameters"].update(a_key="a value"),
+    "decoupled": lambda models: models["tensorrt_llm_bls"].pop("decoupled"),
+    "batching": lambda models: models["tensorrt_llm"].pop("dynamic_batching"),
+    "instances": lambda models: models["preprocessing"]["instance_group"].update(count=2),
+}
+
+
+@pytest.mark.parametrize("release", RELEASES)
+@pytest.mark.parametrize("mutation", sorted(MUTATIONS))
+def test_a_wrong_contract_fails_the_table(release, mutation):
+    """The comparison is not vacuous: a recorded contract that differs from what was rendered fails it."""
+    case = table_vars(release, "cpu", True, True)
+    assert_matches_contract(case, copy.deepcopy(CONTRACTS[release]))
+    wrong = copy.deepcopy(CONTRACTS[release])
+    MUTATIONS[mutation](wrong["models"])
+    with pytest.raises(AssertionError):
+        assert_matches_contract(case, wrong)
+
+
+def test_decoupled_given_as_the_string_false_is_false():
+    for release, accelerator, bls in itertools.product(RELEASES, ["gpu", "cpu"], [True, False]):
+        as_string = render_all(**table_vars(release, accelerator, "false", bls))[1]
+        as_boolean = render_all(**table_vars(release, accelerator, False, bls))[1]
+        decoupled = render_all(**table_vars(release, accelerator, True, bls))[1]
+        for name in ("tensorrt_llm", "tensorrt_llm_bls") if bls else ("tensorrt_llm",):
+            assert as_string[name].model_transaction_policy.decoupled is False
+            assert decoupled[name].model_transaction_policy.decoupled is True
+        for name, config in as_string.items():
+            # the same config as with a real false, but for the version policy that varies along the table
+            config.ClearField("version_policy")
+            as_boolean[name].ClearField("version_policy")
+            assert config == as_boolean[name], (release, accelerator, bls, name)
+
+
+def test_the_newest_release_without_a_version_and_a_pin_over_the_version():
+    contract, _models = assert_matches_contract({})
+    assert contract["release"] == NEWEST
+    assert render_configs({})["ensemble"].startswith("# ")
+    assert "TensorRT-LLM %s " % NEWEST in render_configs({})["ensemble"].splitlines()[0]
+    contract, _models = assert_matches_contract(PINNED)
+    assert contract["release"] == NEWEST != OLDEST
+    assert "TensorRT-LLM %s " % NEWEST in render_configs(PINNED)["ensemble"].splitlines()[0]
+
+
+@pytest.mark.parametrize("release", RELEASES)
+def test_instance_counts_and_queue_settings(release):
+    _contract, models = assert_matches_contract(instances_cpu(release))
     assert models["preprocessing"].instance_group[0].count == 3
     assert models["postprocessing"].instance_group[0].count == 2
     assert models["tensorrt_llm_bls"].instance_group[0].count == 4
     assert models["tensorrt_llm"].instance_group[0].count == 5
     batching = models["tensorrt_llm"].dynamic_batching
     assert batching.max_queue_delay_microseconds == 250
-    assert batching.default_queue_policy.max_queue_size == 64
+    # the queue limit is a setting of the releases whose config has it (0.12 and later)
+    if at_least(release, 0, 12):
+        assert batching.default_queue_policy.max_queue_size == 64
+    else:
+        assert not batching.HasField("default_queue_policy")
     # gpu: the tensorrtllm backend manages the GPUs, one KIND_CPU instance
-    _unused, gpu = render_all(**INSTANCES_GPU)
-    assert [(g.kind, g.count) for g in gpu["tensorrt_llm"].instance_group] == [
-        (model_config_pb2.ModelInstanceGroup.KIND_CPU, 1)
-    ]
-    assert not gpu["tensorrt_llm"].HasField("dynamic_batching")
+    _contract, gpu = assert_matches_contract(instances_gpu(release))
+    assert [(g.kind, g.count) for g in gpu["tensorrt_llm"].instance_group] == [(KIND_CPU, 1)]
+    assert not any(config.HasField("dynamic_batching") for config in gpu.values())
 
 
 def test_null_parameters_are_left_out():
-    engine = parse(render("tensorrt_llm"))
-    rendered = params(engine)
+    engine = params(parse(render("tensorrt_llm")))
     defaults = role_defaults()["repository_tensorrt_llm_parameter_defaults"]
+    release = CONTRACTS[NEWEST]["models"]["tensorrt_llm"]["parameters"]
     for key, value in defaults.items():
-        if value is None and key != "gpt_model_path":
-            assert key not in rendered, key
-    assert rendered["kv_cache_free_gpu_mem_fraction"] == "0.9"
-    assert rendered["normalize_log_probs"] == "true"
-    assert rendered["enable_trt_overlap"] == "false"
+        if value is None and PLACEHOLDER.match(str(release.get(key, "${absent}"))):
+            assert key not in engine, key
+    # what the release writes literally stands where the role has no value
+    assert engine["executor_worker_path"] == release["executor_worker_path"]
+    assert engine["kv_cache_free_gpu_mem_fraction"] == "0.9"
+    assert engine["normalize_log_probs"] == "true"
+    assert engine["batch_scheduler_policy"] == "guaranteed_no_evict"
+    # no engine directory given: the path is left out, not rendered empty
+    assert "gpt_model_path" not in engine
 
 
+def test_defaults_keys_a_release_lacks_are_not_rendered():
+    newest = {name: params(parse(text)) for name, text in render_configs({}).items()}
+    oldest = {name: params(parse(text)) for name, text in render_configs(OLDEST_DEFAULTS).items()}
+    # enable_trt_overlap is a 0.7 parameter; later releases' backends do not know it
+    assert oldest["tensorrt_llm"]["enable_trt_overlap"] == "false"
+    assert "enable_trt_overlap" not in newest["tensorrt_llm"]
+    # tokenizer_type left upstream's preprocessing after 0.7
+    assert oldest["preprocessing"]["tokenizer_type"] == "auto"
+    assert "tokenizer_type" not in newest["preprocessing"]
+    # the role's own keys that no release has stay out
+    for configs in (newest, oldest):
+        assert "trust_remote_code" not in configs["preprocessing"]
+        assert "vocab_size" not in configs["preprocessing"]
+
+
+@pytest.mark.parametrize("release", [OLDEST, NEWEST])
 @pytest.mark.parametrize("model", sorted(UPSTREAM_PARAMETERS))
-def test_every_upstream_parameter_is_settable(model):
-    values = UPSTREAM_PARAMETER_CASES[model][PARAMETER_VARIABLE[model]]
-    text = render(model, **UPSTREAM_PARAMETER_CASES[model])
-    rendered = params(parse(text))
+def test_every_upstream_parameter_is_settable(release, model):
+    """A key the user gives is rendered, whether the release in use has it or not."""
+    overrides = upstream_parameter_case(release, model)
+    values = overrides[PARAMETER_VARIABLE[model]]
+    rendered = params(parse(render(model, **overrides)))
     assert {key: rendered.get(key) for key in values} == values
+    assert_matches_contract(overrides)
 
 
 def test_parameter_values_render_as_triton_strings():
@@ -554,12 +779,17 @@ def test_parameter_values_render_as_triton_strings():
     assert engine["enable_kv_cache_reuse"] == "true"
     assert engine["kv_cache_free_gpu_mem_fraction"] == "0.5"
     assert engine["max_tokens_in_paged_kv_cache"] == "4096"
-    assert "batch_scheduler_policy" not in engine
+    # null in the user's dict: the role's default stands
+    assert engine["batch_scheduler_policy"] == "guaranteed_no_evict"
     assert engine["medusa_choices"] == '{0, 0}, {0, 1} "quoted" \\ back'
     assert engine["a_future_parameter"] == "x"
+    assert engine["gpt_model_path"] == "/srv/engines/llama"
     pre = params(parse(render("preprocessing", **PARAMETER_STRINGS_PREPROCESSING)))
     assert pre["tokenizer_type"] == "llama"
     assert pre["add_special_tokens"] == "false"
+    assert pre["tokenizer_dir"] == "/srv/tokenizers/llama"
+    assert_matches_contract(PARAMETER_STRINGS_ENGINE)
+    assert_matches_contract(PARAMETER_STRINGS_PREPROCESSING)
 
 
 def test_defaults_resolve_without_the_earlier_stages():
@@ -572,6 +802,8 @@ def test_defaults_resolve_without_the_earlier_stages():
     assert defaults["repository_accelerator"] in ("gpu", "cpu")
     assert defaults["repository_dir"] == variables["tritonfleet_model_repository"]
     assert defaults["repository_dir"] == "/var/lib/tritonfleet/model_repository"
+    assert defaults["repository_trtllm_version"] == variables["tritonfleet_trtllm_version"] == ""
+    assert defaults["repository_contract"] == ""
     assert defaults["repository_engine_dir"] == ""
     assert defaults["repository_tokenizer_dir"] == ""
     assert defaults["repository_max_batch_size"] == 8
@@ -590,15 +822,20 @@ def test_argument_specs_cover_every_default():
     assert options["repository_accelerator"]["choices"] == ["gpu", "cpu"]
 
 
-def test_ensemble_check_catches_miswiring():
-    _unused, models = render_all()
+@pytest.mark.parametrize("release", RELEASES)
+def test_ensemble_check_catches_miswiring(release):
+    _unused, models = render_all(**table_vars(release, "cpu", True, False))
     ensemble = models["ensemble"]
     step = ensemble.ensemble_scheduling.step[1]
     step.input_map["runtime_top_k"] = "top_p"  # FP32 into INT32
     del step.input_map["input_lengths"]
+    del step.input_map["beam_width"]
     problems = check_ensemble(ensemble, models)
     assert any("top_p" in p and "runtime_top_k" in p for p in problems)
     assert any("required input input_lengths" in p for p in problems)
+    assert "ensemble input beam_width is not used by any step" in problems
+    models["ensemble"].output.add(name="not_produced", data_type=DT.Value("TYPE_INT32"), dims=[1])
+    assert "ensemble output not_produced is produced by no step" in check_ensemble(ensemble, models)
 
 
 # ------------------------------------------------------- the Python models
@@ -697,9 +934,9 @@ def test_round_trip_through_preprocessing_and_postprocessing(preprocessor, postp
     # the engine hands the tokens back as [batch, beam, tokens], padded beyond sequence_length
     tokens = ids[:, np.newaxis, :]
     decoded = postprocessor({"TOKENS_BATCH": tokens, "SEQUENCE_LENGTH": lengths})
-    assert decoded["OUTPUT"].shape == (3, 1)
-    assert [t[0].decode("utf-8") for t in decoded["OUTPUT"]] == SENTENCES[:3]
-    assert decoded["OUT_CUM_LOG_PROBS"].shape == (3, 1)
+    # text_output is 1-D, batch * beam strings, as upstream's postprocessing answers at every release
+    assert decoded["OUTPUT"].shape == (3,)
+    assert [t.decode("utf-8") for t in decoded["OUTPUT"]] == SENTENCES[:3]
     assert decoded["OUT_OUTPUT_LOG_PROBS"].dtype == np.float32
 
 
@@ -710,18 +947,18 @@ def test_streamed_pieces_decode_one_by_one(preprocessor, postprocessor):
     for token in ids:  # a streaming response carries only its new token
         out = postprocessor({"TOKENS_BATCH": np.array([[[token]]], dtype=np.int32),
                              "SEQUENCE_LENGTH": np.array([[1]], dtype=np.int32)})
-        pieces.append(out["OUTPUT"][0, 0].decode("utf-8"))
+        pieces.append(out["OUTPUT"][0].decode("utf-8"))
     assert "".join(pieces) == text
     # sequence_length larger than the piece (total length) never reads past it
     out = postprocessor({"TOKENS_BATCH": np.array([[[ids[0]]]], dtype=np.int32),
                          "SEQUENCE_LENGTH": np.array([[40]], dtype=np.int32)})
-    assert out["OUTPUT"][0, 0].decode() == preprocessor.tokenizer.decode([ids[0]])
+    assert out["OUTPUT"][0].decode() == preprocessor.tokenizer.decode([ids[0]])
 
 
 def test_special_tokens_are_skipped(postprocessor, preprocessor):
     ids = preprocessor.tokenizer.encode("Hello world") + [preprocessor.end_id]
     out = postprocessor({"TOKENS_BATCH": np.array([[ids]], dtype=np.int32)})
-    assert out["OUTPUT"][0, 0] == b"Hello world"
+    assert out["OUTPUT"].tolist() == [b"Hello world"]
 
 
 def test_log_probs_pass_through(postprocessor):
@@ -803,11 +1040,20 @@ class FakePbUtils(types.SimpleNamespace):
         return {"TYPE_INT32": np.int32, "TYPE_FP32": np.float32, "TYPE_STRING": np.object_}[data_type]
 
 
-def test_execute_answers_each_request_and_never_raises(pre_module, post_module, tokenizer_dir, monkeypatch):
+@pytest.mark.parametrize("release", RELEASES)
+def test_execute_answers_each_request_and_never_raises(release, pre_module, post_module, tokenizer_dir, monkeypatch):
     fake = FakePbUtils()
+    preprocessing = CONTRACTS[release]["models"]["preprocessing"]
+    # the config Triton hands the model: the release's tensors; a text request gets the text outputs the
+    # release declares (a prompt table or image features only go out when such inputs came in)
+    text_outputs = {"INPUT_ID", "REQUEST_INPUT_LEN", "DECODER_INPUT_ID", "REQUEST_DECODER_INPUT_LEN", "BAD_WORDS_IDS",
+                    "STOP_WORDS_IDS", "EMBEDDING_BIAS", "REQUEST_OUTPUT_LEN", "OUT_END_ID", "OUT_PAD_ID"}
+    outputs = [t["name"] for t in preprocessing["outputs"] if t["name"] in text_outputs]
+    assert {"INPUT_ID", "REQUEST_INPUT_LEN", "REQUEST_OUTPUT_LEN"} <= set(outputs)
     config = json.loads(json.dumps({
         "parameters": {"tokenizer_dir": {"string_value": str(tokenizer_dir)}},
-        "output": [{"name": n, "data_type": t} for n, t in PREPROCESSING_OUTPUTS.items()],
+        "input": [{"name": t["name"], "data_type": t["data_type"]} for t in preprocessing["inputs"]],
+        "output": [{"name": t["name"], "data_type": t["data_type"]} for t in preprocessing["outputs"]],
     }))
     monkeypatch.setattr(pre_module, "pb_utils", fake)
     model = pre_module.TritonPythonModel()
@@ -818,7 +1064,7 @@ def test_execute_answers_each_request_and_never_raises(pre_module, post_module, 
     responses = model.execute([good, bad, good])
     assert len(responses) == 3
     assert responses[0].error is None and responses[2].error is None
-    assert {t.name for t in responses[0].output_tensors} == set(PREPROCESSING_OUTPUTS)
+    assert sorted(t.name for t in responses[0].output_tensors) == sorted(outputs)
     assert "REQUEST_OUTPUT_LEN" in responses[1].error.message
 
     monkeypatch.setattr(post_module, "pb_utils", fake)
@@ -827,6 +1073,7 @@ def test_execute_answers_each_request_and_never_raises(pre_module, post_module, 
     responses = post.execute([{"TOKENS_BATCH": fake.Tensor("TOKENS_BATCH", np.array([[[1, 2]]]))},
                               {"TOKENS_BATCH": fake.Tensor("TOKENS_BATCH", np.zeros((1, 1, 1, 1, 1)))}])
     assert responses[0].error is None
+    assert [t.value.shape for t in responses[0].output_tensors if t.name == "OUTPUT"] == [(1,)]
     assert "TOKENS_BATCH" in responses[1].error.message
 
 
@@ -842,22 +1089,28 @@ def test_bls_pipeline_streams_and_accumulates(bls_module, preprocessor, postproc
             if bls_module.first_bool(inputs.get("streaming")):
                 for token in ids:
                     yield {"output_ids": np.array([[[token]]], dtype=np.int32),
-                           "sequence_length": np.array([[1]], dtype=np.int32)}
+                           "sequence_length": np.array([[1]], dtype=np.int32),
+                           "cum_log_probs": np.array([[-0.5]], dtype=np.float32),
+                           "output_log_probs": np.array([[[-0.5]]], dtype=np.float32)}
                 yield {}  # the final, empty response
             else:
                 yield {"output_ids": ids.reshape(1, 1, -1).astype(np.int32),
-                       "sequence_length": np.array([[len(ids)]], dtype=np.int32)}
+                       "sequence_length": np.array([[len(ids)]], dtype=np.int32),
+                       "cum_log_probs": np.array([[-1.5]], dtype=np.float32),
+                       "output_log_probs": np.full((1, 1, len(ids)), -0.25, dtype=np.float32)}
         else:
             yield postprocessor(inputs)
 
     request = {"text_input": strings(text), "max_tokens": np.array([[16]], dtype=np.int32)}
     whole = list(bls_module.Pipeline(call).run(request))
-    assert [r["text_output"][0, 0].decode() for r in whole] == [text]
+    assert [r["text_output"].tolist() for r in whole] == [[text.encode()]]
+    # the log-probs are the engine's, passed through
     assert set(whole[0]) == {"text_output", "cum_log_probs", "output_log_probs"}
+    assert whole[0]["cum_log_probs"].tolist() == [[-1.5]]
 
     streaming = dict(request, stream=np.array([[True]]))
     accumulated = list(bls_module.Pipeline(call, accumulate=True).run(streaming))
-    assert accumulated[-1]["text_output"][0, 0].decode() == text
+    assert accumulated[-1]["text_output"].tolist() == [text.encode()]
     assert len(accumulated) == len(preprocessor.tokenizer.encode(text))
     pieces = list(bls_module.Pipeline(call, accumulate=False).run(streaming))
     assert len(pieces) == len(accumulated)
@@ -867,20 +1120,43 @@ def test_bls_pipeline_streams_and_accumulates(bls_module, preprocessor, postproc
         list(bls_module.Pipeline(call).run({"text_input": strings(text)}))
 
 
-def test_bls_tables_match_the_rendered_configs(bls_module):
-    _unused, models = render_all(**BLS_ON)
+@pytest.mark.parametrize("release", RELEASES)
+def test_bls_tables_match_the_rendered_configs(release, bls_module):
+    _unused, models = render_all(**table_vars(release, "cpu", True, True))
     bls_inputs = set(tensors(models["tensorrt_llm_bls"], "input"))
-    assert set(bls_module.CLIENT_INPUTS) == bls_inputs
     engine_inputs = set(tensors(models["tensorrt_llm"], "input"))
-    assert set(bls_module.CLIENT_TO_ENGINE.values()) <= engine_inputs
-    assert set(bls_module.PREPROCESSING_TO_ENGINE.values()) <= engine_inputs
-    assert set(bls_module.PREPROCESSING_TO_ENGINE) <= set(tensors(models["preprocessing"], "output"))
+    engine_outputs = set(tensors(models["tensorrt_llm"], "output"))
+    pre_inputs = set(tensors(models["preprocessing"], "input"))
+    pre_outputs = set(tensors(models["preprocessing"], "output"))
+    # every input of the release's BLS is taken somewhere (or refused by name: a draft model is not served)
+    handled = set(bls_module.CLIENT_TO_PREPROCESSING) | set(bls_module.CLIENT_TO_ENGINE) | set(bls_module.DRAFT_INPUTS)
+    assert bls_inputs - handled == set()
+    for client, target in bls_module.CLIENT_TO_ENGINE.items():
+        if client in bls_inputs:
+            assert target in engine_inputs, (client, target)
+    # image and video inputs need a multimodal encoder, which is not served: such a request fails either way
+    multimodal = ("image_input", "image_bytes_input", "image_url_input", "image_sizes_input", "video_bytes_input")
+    for client, target in bls_module.CLIENT_TO_PREPROCESSING.items():
+        if client in multimodal:
+            continue
+        if client in bls_inputs and target in ("END_ID", "PAD_ID"):
+            # 0.7's preprocessing has no END_ID/PAD_ID: the BLS sends them to the engine itself
+            assert target in pre_inputs or client in engine_inputs, (client, target)
+        elif client in bls_inputs:
+            assert target in pre_inputs, (client, target)
+    for output, target in bls_module.PREPROCESSING_TO_ENGINE.items():
+        if output in pre_outputs:
+            assert target in engine_inputs, (output, target)
     assert set(bls_module.ENGINE_TO_POSTPROCESSING.values()) <= set(tensors(models["postprocessing"], "input"))
-    assert set(bls_module.POSTPROCESSING_TO_CLIENT.values()) == set(tensors(models["tensorrt_llm_bls"], "output"))
-    # the ensemble forwards the same client inputs to the engine as the BLS model does
+    # text_output comes from postprocessing; every other output is the engine's of the same name
+    assert set(tensors(models["tensorrt_llm_bls"], "output")) - {"text_output"} <= engine_outputs
+    # the ensemble forwards client inputs to the engine as the BLS model does
     step = models["ensemble"].ensemble_scheduling.step[1]
-    forwarded = {v: k for k, v in step.input_map.items() if not v.startswith("_")}
-    assert forwarded == bls_module.CLIENT_TO_ENGINE
+    ensemble_inputs = set(tensors(models["ensemble"], "input"))
+    forwarded = {v: k for k, v in step.input_map.items() if v in ensemble_inputs}
+    direct = {name: name for name in ("end_id", "pad_id")}
+    for client, target in forwarded.items():
+        assert bls_module.CLIENT_TO_ENGINE.get(client, direct.get(client)) == target, (client, target)
 
 
 def test_python_models_import_without_triton():
