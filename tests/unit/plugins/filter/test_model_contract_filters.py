@@ -65,8 +65,8 @@ def test_model_config_pbtxt_renders():
     assert text.startswith("# a header\n")
     config = text_format.Parse(text, model_config_pb2.ModelConfig())
     assert config.max_batch_size == 2 and config.model_transaction_policy.decoupled
-    assert {k: v.string_value for k, v in config.parameters.items()} == {"tokenizer_dir": "/tok",
-                                                                        "skip_special_tokens": "true"}
+    rendered = {k: v.string_value for k, v in config.parameters.items()}
+    assert rendered == {"tokenizer_dir": "/tok", "skip_special_tokens": "true"}
 
 
 def test_model_config_pbtxt_errors_name_the_model_and_the_placeholder():

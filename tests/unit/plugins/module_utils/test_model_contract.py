@@ -212,8 +212,8 @@ def test_render_model_config_writes_the_contract():
     assert config.input[1].HasField("reshape") and list(config.input[1].reshape.shape) == []
     assert not config.input[0].HasField("reshape")
     assert [(g.kind, g.count) for g in config.instance_group] == [(model_config_pb2.ModelInstanceGroup.KIND_CPU, 1)]
-    assert {k: v.string_value for k, v in config.parameters.items()} == {"gpt_model_path": "/srv/engine",
-                                                                        "literal": "no"}
+    rendered = {k: v.string_value for k, v in config.parameters.items()}
+    assert rendered == {"gpt_model_path": "/srv/engine", "literal": "no"}
 
 
 def test_render_model_config_settings_over_the_release():
