@@ -90,7 +90,8 @@ def render_with_role(root, engine, version, decoupled):
          "-e", "repository_decoupled=%s" % ("true" if decoupled else "false"),
          str(playbook)],
         env=env, cwd=root, timeout=600)
-    assert run.rc == 0, run
+    assert run.rc == 0, "the repository role failed for %s (decoupled %s): %s\n%s" % (
+        version, decoupled, run.messages(failed_only=True), run.transcript())
     return root / "model_repository"
 
 
