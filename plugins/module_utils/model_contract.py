@@ -166,8 +166,8 @@ def effective_parameters(contract_parameters, defaults, explicit, placeholder_va
     """The parameters a model's config carries: key -> string value.
 
     For each parameter of the release, the first that is set of: the user's ``explicit``
-    value, the role's ``defaults`` value, the release's literal value, the value of the
-    release's placeholder. A parameter with none is left out, so the backend uses its own
+    value, the release's literal value (what upstream ships fixed, e.g. 0.7's
+    add_special_tokens), the role's ``defaults`` value, the value of the release's placeholder. A parameter with none is left out, so the backend uses its own
     default (as with a template left unfilled). ``explicit`` keys the release does not have
     are kept, after the release's: the user asked for them. ``defaults`` keys it does not
     have are not: they belong to other releases.
@@ -177,16 +177,15 @@ def effective_parameters(contract_parameters, defaults, explicit, placeholder_va
 
     result = {}
     for key, upstream in (contract_parameters or {}).items():
+        upstream = str(upstream)
         value = explicit.get(key)
+        if not is_set(value) and not placeholders(upstream):
+            value = upstream
         if not is_set(value):
             value = defaults.get(key)
         if not is_set(value):
-            upstream = str(upstream)
-            if not placeholders(upstream):
-                value = upstream
-            else:
-                filled, unfilled = fill_placeholders(upstream, placeholder_values)
-                value = None if unfilled else filled
+            filled, unfilled = fill_placeholders(upstream, placeholder_values)
+            value = None if unfilled else filled
         if is_set(value):
             result[key] = format_value(value)
     for key, value in explicit.items():

@@ -492,3 +492,125 @@ def test_rendered_repository_serves_the_cpu_reference_engine(env, tmp_path):
             answers[model] = (whole[0], pieces)
         # greedy decoding: both front ends give the same answer
         assert answers["ensemble"] == answers["tensorrt_llm_bls"]
+
+
+# ------------------------------------------------- repository_source: directory
+def _template_text(name, model):
+    """A config.pbtxt template in upstream's layout: the release's contract with its ${...} kept.
+
+    Written for the test (upstream's files are not shipped); the placeholders are the release's own.
+    """
+    def dims(values):
+        return "[ %s ]" % ", ".join(str(v) for v in values)
+
+    lines = ['name: "%s"' % name]
+    lines.append('platform: "ensemble"' if model.get("platform") else 'backend: "%s"' % model["backend"])
+    lines.append("max_batch_size: %s" % model["max_batch_size"])
+    if "decoupled" in model:
+        lines.append("model_transaction_policy {\n  decoupled: %s\n}" % str(model["decoupled"]).lower())
+    for field, key in (("input", "inputs"), ("output", "outputs")):
+        lines.append("%s [" % field)
+        entries = []
+        for tensor in model[key]:
+            entry = ['    name: "%s"' % tensor["name"], "    data_type: %s" % tensor["data_type"],
+                     "    dims: %s" % dims(tensor["dims"])]
+            if "reshape" in tensor:
+                entry.append("    reshape: { shape: %s }" % dims(tensor["reshape"]))
+            if tensor.get("optional"):
+                entry.append("    optional: true")
+            if tensor.get("allow_ragged_batch"):
+                entry.append("    allow_ragged_batch: true")
+            entries.append("  {\n%s\n  }" % "\n".join(entry))
+        lines.append(",\n".join(entries))
+        lines.append("]")
+    if model.get("steps"):
+        steps = []
+        for step in model["steps"]:
+            maps = ['      model_name: "%s"' % step["model"], "      model_version: -1"]
+            maps += ['      input_map {\n        key: "%s"\n        value: "%s"\n      }' % kv for kv in step["inputs"].items()]
+            maps += ['      output_map {\n        key: "%s"\n        value: "%s"\n      }' % kv for kv in step["outputs"].items()]
+            steps.append("    {\n%s\n    }" % "\n".join(maps))
+        lines.append("ensemble_scheduling {\n  step [\n%s\n  ]\n}" % ",\n".join(steps))
+    if model.get("instance_group"):
+        lines.append("instance_group [\n  {\n    count: %s\n    kind: %s\n  }\n]" % (
+            model["instance_group"]["count"], model["instance_group"]["kind"]))
+    for key, value in (model.get("parameters") or {}).items():
+        lines.append('parameters: {\n  key: "%s"\n  value: {\n    string_value: "%s"\n  }\n}' % (key, value))
+    return "\n".join(lines) + "\n"
+
+
+def upstream_layout(root, release="0.12"):
+    """An all_models/inflight_batcher_llm checkout of `release` as users keep one, with the project's Python models."""
+    contract = yaml.safe_load((ROLES / "repository" / "files" / "contracts" / ("%s.yml" % release)).read_text())
+    files = ROLES / "repository" / "files"
+    for name, model in contract["models"].items():
+        (root / name / "1").mkdir(parents=True)
+        (root / name / "config.pbtxt").write_text(_template_text(name, model))
+    for name in ("preprocessing", "postprocessing", "tensorrt_llm_bls"):
+        shutil.copy(files / name / "model.py", root / name / "1" / "model.py")
+        shutil.copy(files / "common" / "tritonfleet_model_utils.py", root / name / "1")
+    (root / "tensorrt_llm_bls" / "1" / "lib").mkdir()
+    (root / "tensorrt_llm_bls" / "1" / "lib" / "notes.txt").write_text("a file in a subdirectory\n")
+    (root / "tensorrt_llm" / "1" / ".gitkeep").write_text("")
+    (root / "ensemble" / "1" / ".tmp").write_text("")
+    return root
+
+
+def test_directory_source_is_filled_strictly_and_idempotently(env, tmp_path):
+    source = upstream_layout(tmp_path / "all_models" / "inflight_batcher_llm")
+    variables = dict(repository_source="directory", repository_source_dir=str(source), repository_enable_bls=True,
+                     tritonfleet_trtllm_version="0.12.0", repository_max_batch_size=4)
+    # decoupled given as the string a command line gives
+    rc, data, raw = env.run("-e", "repository_decoupled=false", **variables)
+    assert rc == 0, raw
+    for model in MODELS + ["tensorrt_llm_bls"]:
+        text = (env.repository / model / "config.pbtxt").read_text()
+        assert "${" not in text, (model, text)
+        config = parse_config(env.repository / model / "config.pbtxt")
+        assert config.max_batch_size == 4, model
+    engine = parse_config(env.repository / "tensorrt_llm" / "config.pbtxt")
+    assert engine.backend == "python"  # cpu mode: the CPU reference engine, whatever the directory said
+    assert engine.model_transaction_policy.decoupled is False
+    assert engine.parameters["gpt_model_path"].string_value == str(env.engine)
+    assert engine.parameters["gpt_model_type"].string_value == "inflight_fused_batching"  # ${batching_strategy}
+    # parameters the role leaves out (null) are dropped, not left as "${...}"
+    assert "max_tokens_in_paged_kv_cache" not in engine.parameters
+    assert (env.repository / "tensorrt_llm_bls" / "1" / "lib" / "notes.txt").is_file()
+    for name in CPU_ENGINE_FILES:
+        assert (env.repository / "tensorrt_llm" / "1" / name).is_file()
+    assert not (env.repository / "tensorrt_llm" / "1" / ".gitkeep").exists()
+    rc, data, raw = env.run("-e", "repository_decoupled=false", **variables)
+    assert rc == 0 and stats(data)["changed"] == 0, raw
+
+    # a placeholder of the user's own that nothing fills, and a value that matches no placeholder
+    text = (source / "preprocessing" / "config.pbtxt").read_text()
+    (source / "preprocessing" / "config.pbtxt").write_text(
+        text + 'parameters: {\n  key: "site_label"\n  value: {\n    string_value: "${site_label}"\n  }\n}\n')
+    fresh = tmp_path / "fresh_repository"
+    rc, data, raw = env.run(repository_dir=str(fresh), repository_placeholder_values={"sitelabel": "eu-west"}, **variables)
+    assert rc != 0, raw
+    message = failure_message(data)
+    assert "%s has ${site_label}" % (source / "preprocessing" / "config.pbtxt") in message, message
+    assert "repository_placeholder_values: sitelabel matches no placeholder" in message, message
+    assert stats(data)["changed"] == 0 and not fresh.exists()
+    rc, data, raw = env.run(repository_dir=str(fresh), repository_placeholder_values={"site_label": "eu-west"},
+                            **variables)
+    assert rc == 0, raw
+    assert parse_config(fresh / "preprocessing" / "config.pbtxt").parameters["site_label"].string_value == "eu-west"
+
+
+def test_directory_source_serves_the_cpu_reference_engine(env, tmp_path):
+    from ansible_collections.tritonfleet.serving.plugins.module_utils.cpu_reference import build_engine
+    from ansible_collections.tritonfleet.serving.plugins.module_utils.cpu_tiny_checkpoint import generate_tiny_checkpoint
+    checkpoint, engine = tmp_path / "checkpoint", tmp_path / "cpu_engine"
+    generate_tiny_checkpoint(str(checkpoint), seed=0)
+    build_engine(str(checkpoint), str(engine), max_input_len=64, max_seq_len=128)
+    source = upstream_layout(tmp_path / "inflight_batcher_llm", release="0.7")
+    rc, _unused, raw = env.run(repository_source="directory", repository_source_dir=str(source),
+                               tritonfleet_trtllm_version="0.7.1", repository_engine_dir=str(engine),
+                               repository_tokenizer_dir=str(checkpoint))
+    assert rc == 0, raw
+    with Served(env.repository, tmp_path) as served:
+        pieces, error = _infer(served.url, "ensemble", "The quick brown fox", max_tokens=8, stream=True)
+        assert error is None, error
+        assert 1 <= len(pieces) <= 8 and "".join(pieces).strip(), pieces

@@ -501,10 +501,12 @@ def expected_parameters(model, entry, variables):
     release = entry.get("parameters") or {}
     expected = {}
     for key, upstream in release.items():
-        value = next((v for v in (explicit.get(key), role.get(key)) if v not in (None, "")), None)
-        if value is None:
-            match = PLACEHOLDER.match(str(upstream))
-            value = fillers.get(match.group(1)) if match else upstream
+        match = PLACEHOLDER.match(str(upstream))
+        # the user's value, else what the release ships fixed (0.7's add_special_tokens), else the role's default
+        literal = None if match else upstream
+        value = next((v for v in (explicit.get(key), literal, role.get(key)) if v not in (None, "")), None)
+        if value is None and match:
+            value = fillers.get(match.group(1))
         if value not in (None, ""):
             expected[key] = triton_string(value)
     for key, value in explicit.items():

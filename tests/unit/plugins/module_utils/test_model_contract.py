@@ -225,7 +225,7 @@ def test_render_model_config_settings_over_the_release():
     assert config.dynamic_batching.default_queue_policy.max_queue_size == 64
     assert config.model_transaction_policy.decoupled is True
     assert {k: v.string_value for k, v in config.parameters.items()} == {
-        "gpt_model_path": "/srv/engine", "literal": "yes", "user": "1,2"}
+        "gpt_model_path": "/srv/engine", "literal": "no", "user": "1,2"}  # the release's literal beats a role default
     assert not parse(render_model_config("tensorrt_llm", MODEL, dict(VALUES, dynamic_batching="false"))).HasField(
         "dynamic_batching")
     # no version_policy value: Triton's default, nothing written
