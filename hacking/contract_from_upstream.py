@@ -145,6 +145,10 @@ def _all_placeholders(node):
 class ContractDumper(yaml.SafeDumper):
     """Tensors and short lists one per line, so a release's diff reads tensor by tensor."""
 
+    def increase_indent(self, flow=False, indentless=False):
+        # Sequences indented under their key, as yamllint's default wants.
+        return super().increase_indent(flow, False)
+
 
 def _represent_list(dumper, data):
     flow = all(not isinstance(v, (dict, list)) for v in data)
@@ -178,7 +182,7 @@ def main():
     for name in MODELS:
         path = args.directory / name / "config.pbtxt"
         contract["models"][name] = model_contract(path, path.read_text())
-    sys.stdout.write("# The ensemble contract of TensorRT-LLM %s, recorded from %s\n" % (args.release, args.source))
+    sys.stdout.write("---\n# The ensemble contract of TensorRT-LLM %s, recorded from %s\n" % (args.release, args.source))
     sys.stdout.write("# by hacking/contract_from_upstream.py. Facts only; regenerate rather than edit.\n")
     sys.stdout.write(yaml.dump(contract, Dumper=ContractDumper, sort_keys=False, width=160))
 
