@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Record the ensemble contract of a TensorRT-LLM release as data (maintainers' tool).
 
 Reads the five config.pbtxt files of an upstream ``all_models/inflight_batcher_llm``
@@ -7,7 +6,7 @@ parses each as Triton's ModelConfig and writes the facts the repository role ren
 from: tensors, parameters and their placeholders, batching, instance groups and the
 ensemble's steps. Upstream's comments and code are not carried over.
 
-    python hacking/contract_from_upstream.py CHECKOUT/all_models/inflight_batcher_llm \
+    .venv/bin/python hacking/contract_from_upstream.py CHECKOUT/all_models/inflight_batcher_llm \
         --release 0.7 --versions 0.7 --triton 24.01 \
         --source "triton-inference-server/tensorrtllm_backend v0.7.1" \
         > roles/repository/files/contracts/0.7.yml
@@ -33,7 +32,7 @@ SENTINEL_BASE = 7_000_000
 
 def parse(text):
     """ModelConfig of an upstream config with placeholders, plus what each unquoted placeholder was."""
-    typed = {name: placeholder for name, placeholder in TYPED_PLACEHOLDER.findall(text)}
+    typed = dict(TYPED_PLACEHOLDER.findall(text))
     text = re.sub(r"(data_type:\s*)\$\{\w+\}", r"\1TYPE_FP32", text)
     text = re.sub(r"(decoupled:\s*)\$\{(\w+)\}", r'\1true', text)
     numbers = {}
@@ -165,7 +164,7 @@ ContractDumper.add_representer(dict, _represent_dict)
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("directory", type=pathlib.Path)
     parser.add_argument("--release", required=True, help="the contract's name, e.g. 0.7")
     parser.add_argument("--versions", nargs="+", required=True, help="version prefixes it covers")

@@ -9,7 +9,7 @@ __metaclass__ = type
 
 DOCUMENTATION = r"""
 name: trtllm_contracts
-author: tritonfleet maintainers
+author: tritonfleet maintainers (@tritonfleet)
 version_added: "0.2.0"
 short_description: the ensemble contracts of the TensorRT-LLM releases the collection knows
 description:

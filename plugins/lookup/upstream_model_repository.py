@@ -9,7 +9,7 @@ __metaclass__ = type
 
 DOCUMENTATION = r"""
 name: upstream_model_repository
-author: tritonfleet maintainers
+author: tritonfleet maintainers (@tritonfleet)
 version_added: "0.2.0"
 short_description: read a model repository in upstream's all_models/inflight_batcher_llm layout
 description:

@@ -86,7 +86,7 @@ engine:
           engines that record none (v0.7 C(build.py)), the version declared for the build image at build time
           (the manifest's key inputs); null when neither is known.
         - A CPU reference engine records no release (its C(version) is its format's), so this is the declared version and
-          O(expect.trtllm_version) is not compared.
+          the C(trtllm_version) key of O(expect) is not compared.
       type: str
     trtllm_version_source:
       description: Where RV(engine.trtllm_version) comes from, V(engine) or V(declared); null when unknown.

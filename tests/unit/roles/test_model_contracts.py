@@ -50,7 +50,7 @@ PLACEHOLDER = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 # ---------------------------------------------------------------- releases
 def _release_number(release):
     """'0.12' -> (0, 12), '1.x' -> (1,): enough to order releases and compare with a known one."""
-    return tuple(int(piece) for piece in re.findall(r"\d+", str(release).split("x")[0]))
+    return tuple(int(piece) for piece in re.findall(r"\d+", str(release).split("x", maxsplit=1)[0]))
 
 
 def _discover_releases():

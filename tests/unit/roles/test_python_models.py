@@ -279,7 +279,7 @@ def test_bls_pipeline_follows_its_config(engine, release):
             yield pre(inputs)
         elif name == "tensorrt_llm":
             assert set(inputs) <= set(model.inputs) and set(outputs) <= engine_outputs
-            yield from model.responses({k: v for k, v in inputs.items()})
+            yield from model.responses(dict(inputs.items()))
         else:
             yield post(inputs)
 

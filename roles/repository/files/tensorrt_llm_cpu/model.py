@@ -377,8 +377,7 @@ class EngineModel:
             return
         separate = self.decoupled and ("batch_index" in self.output_types or self.num_sequences(parsed) > 1)
         if separate:
-            for piece in pieces:
-                yield piece
+            yield from pieces
         else:
             yield stack_responses(pieces, {"output_ids": self.engine.eos_id, "output_log_probs": 0.0})
 

@@ -135,7 +135,7 @@ def preflight(tmp_path_factory, h100):
               "tritonfleet_accelerator": "gpu", "tritonfleet_runtime": "process", "tritonfleet_gpus": h100,
               "tritonfleet_trtllm_version": "", "servers_engine_gpu_sku": "", "servers_engine_dir": str(engine)}
     hosts = {}
-    for number, (name, (extra, _)) in enumerate(sorted(CASES.items())):
+    for number, (name, (extra, _unused)) in enumerate(sorted(CASES.items())):
         port = 47300 + 300 * number
         hosts[name] = dict({"tritonfleet_root": str(work / name), "servers_http_port_base": port,
                             "servers_grpc_port_base": port + 1, "servers_metrics_port_base": port + 2}, **extra)
