@@ -134,7 +134,8 @@ import json
 import os
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.tritonfleet.serving.plugins.module_utils.cpu_engine_format import ENGINE_FORMAT, FORMAT_VERSION
+from ansible_collections.tritonfleet.serving.plugins.module_utils.cpu_engine_format import (
+    ENGINE_FORMAT, FORMAT_VERSION, format_version_of, release_of)
 from ansible_collections.tritonfleet.serving.plugins.module_utils.engine_cache import MANIFEST
 
 CHECKED = ("gpu_sku", "tp_size", "pp_size", "trtllm_version")
@@ -164,12 +165,13 @@ def describe(config, manifest):
     info["engine_format"] = config.get("engine_format") if cpu_engine else None
     info["format_version"] = None
     if cpu_engine:
-        # The CPU reference engine's "version" is its own format's version,
-        # not a TensorRT-LLM release: it serves every release's contract, so
-        # the release is the one declared for the deployment.
+        # The project's builder records its format's version, not a TensorRT-LLM
+        # release: such an engine serves every release's contract, so the release
+        # is the one declared for the deployment. A TensorRT-LLM image that writes
+        # the format records its release as trtllm-build does.
         info["era"] = "cpu_reference"
-        info["format_version"] = str(config.get("version")) if config.get("version") is not None else None
-        info["trtllm_version"] = None
+        info["format_version"] = format_version_of(config)
+        info["trtllm_version"] = release_of(config)
     info["tp_size"] = int(info["tp_size"])
     info["pp_size"] = int(info["pp_size"])
     info["world_size"] = info["tp_size"] * info["pp_size"]
@@ -206,7 +208,7 @@ def compare(info, expect):
         wanted = expect.get(key)
         if wanted is None or wanted == "":
             continue
-        if cpu_engine and key == "trtllm_version":
+        if cpu_engine and key == "trtllm_version" and info.get("trtllm_version_source") != "engine":
             continue  # release-agnostic: any release's contract is served from it
         have = info.get(key)
         if have is None:

@@ -197,10 +197,11 @@ def build(cpu_reference, tool, hf_dir, output_dir, tp_size, pp_size, dtype, max_
                                             max_batch_size=max_batch_size, max_input_len=max_input_len,
                                             max_seq_len=max_seq_len, extra=extra)
         config = result["config"]
+        # As trtllm-build does: the release under "version"; the CPU format's own under "format_version".
         config["version"] = trtllm_version()
+        config["format_version"] = engine_format().FORMAT_VERSION
         config["tritonfleet_standin"] = dict(
-            tool=tool, producer=PRODUCER, trtllm_version=trtllm_version(),
-            cpu_reference_format_version=engine_format().FORMAT_VERSION)
+            tool=tool, producer=PRODUCER, trtllm_version=trtllm_version())
         for section, values in config_sections.items():
             if isinstance(config.get(section), dict):
                 config[section].update(values)

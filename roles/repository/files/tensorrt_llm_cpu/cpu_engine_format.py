@@ -54,6 +54,26 @@ MLP_GATE = "mlp.gate.weight"                      # [inter/tp, hidden], up_proj
 MLP_PROJ = "mlp.proj.weight"                      # [hidden, inter/tp], down_proj, row-parallel
 
 
+def format_version_of(config):
+    """The format version of an engine's config.json.
+
+    The project's builder writes it under ``version``. A TensorRT-LLM build image that
+    writes this format (CI's stand-in of ``trtllm-build``) records the TensorRT-LLM release
+    under ``version``, as ``trtllm-build`` does, and the format's under ``format_version``.
+    """
+    return str(config.get("format_version", config.get("version")))
+
+
+def release_of(config):
+    """The TensorRT-LLM release recorded in an engine's config.json, or None.
+
+    None for the project's own builder: its engines serve every release's contract.
+    """
+    if "format_version" in config and config.get("version") is not None:
+        return str(config["version"])
+    return None
+
+
 def layer_weight(layer, part):
     """The name of weight ``part`` (INPUT_NORM, QKV ...) of decoder layer ``layer``."""
     return "transformer.layers.%d.%s" % (layer, part)

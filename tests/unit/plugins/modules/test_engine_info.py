@@ -148,3 +148,20 @@ def test_a_trtllm_engine_still_checks_its_release(tmp_path):
                                         "expect": {"trtllm_version": "0.7.1"}})
     assert res.failed and "trtllm_version is 0.12.0, but 0.7.1 is needed" in res.result["msg"]
     assert res.result["engine"]["engine_format"] is None
+
+
+def test_an_engine_of_the_cpu_format_from_a_tensorrt_llm_image_checks_its_release(tmp_path):
+    # A TensorRT-LLM build image writing the CPU format (CI's trtllm-build stand-in) records its
+    # release under "version" as trtllm-build does, and the format's under "format_version".
+    config = dict(CPU_CONFIG, version="0.7.1", format_version=engine_info.FORMAT_VERSION)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    res = run_module(engine_info.main, {"engine_dir": engine(tmp_path / "a", config, manifest(sku=None, version="0.7.1")),
+                                        "expect": {"trtllm_version": "0.7.1"}})
+    assert not res.failed, res.result.get("msg")
+    info = res.result["engine"]
+    assert (info["format_version"], info["trtllm_version"], info["trtllm_version_source"]) == (
+        engine_info.FORMAT_VERSION, "0.7.1", "engine")
+    res = run_module(engine_info.main, {"engine_dir": engine(tmp_path / "b", config), "expect": {"trtllm_version": "0.12.0"}})
+    assert res.failed and "trtllm_version is 0.7.1, but 0.12.0 is needed" in res.result["msg"]
+    assert "format version" not in res.result["msg"]
