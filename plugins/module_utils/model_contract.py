@@ -14,21 +14,17 @@ kept as ``${name}`` placeholders.
 * :func:`fill_placeholders` fills a user's own config.pbtxt as fill_template.py does, but
   reports what it could not fill instead of leaving it in place;
 * :func:`contract_for_version` picks the contract of a ``tritonfleet_trtllm_version``.
-
-Standard library only: the filter plugins and the maintainers' converter import it.
 """
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import json
 import re
 
-PLACEHOLDER_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+from ansible.module_utils.parsing.convert_bool import boolean
 
-# Keys of a tensor entry, in the order config.pbtxt writes them.
-TENSOR_KEYS = ("name", "data_type", "dims", "reshape", "optional", "allow_ragged_batch")
+PLACEHOLDER_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 class ContractError(ValueError):
@@ -132,16 +128,20 @@ def _dims(values):
     return "[ %s ]" % ", ".join(str(v) for v in values) if values else "[ ]"
 
 
+def _placeholder_value(value, values):
+    """``(is_placeholder, value)``: a lone ``${name}`` looked up in ``values`` (None when unset), else the value itself."""
+    match = PLACEHOLDER_RE.fullmatch(value) if isinstance(value, str) else None
+    if match:
+        return True, values.get(match.group(1))
+    return False, value
+
+
 def _resolve(value, values, where):
-    """A contract value that may be a placeholder, filled from ``values``."""
-    if isinstance(value, str):
-        match = PLACEHOLDER_RE.fullmatch(value)
-        if match:
-            name = match.group(1)
-            if values.get(name) is None:
-                raise ContractError("%s: no value for ${%s}" % (where, name))
-            return values[name]
-    return value
+    """A contract value that may be a placeholder, filled from ``values``; a placeholder without value is an error."""
+    is_placeholder, resolved = _placeholder_value(value, values)
+    if is_placeholder and resolved is None:
+        raise ContractError("%s: no value for %s" % (where, value))
+    return resolved
 
 
 def _tensor_lines(field, tensors, values, model):
@@ -264,7 +264,7 @@ def render_model_config(name, model, placeholder_values, defaults=None, explicit
                 _resolve(batching["max_queue_delay_microseconds"], values, name + " max_queue_delay_microseconds")))
         queue = (batching.get("default_queue_policy") or {}).get("max_queue_size")
         if queue is not None:
-            queue_size = values.get(PLACEHOLDER_RE.fullmatch(str(queue)).group(1)) if PLACEHOLDER_RE.fullmatch(str(queue)) else queue
+            queue_size = _placeholder_value(queue, values)[1]
             # 0 or unset: no queue limit, as upstream's backend treats it.
             if queue_size not in (None, "") and int(queue_size) > 0:
                 lines.append("  default_queue_policy: { max_queue_size: %d }" % int(queue_size))
@@ -292,7 +292,7 @@ def render_model_config(name, model, placeholder_values, defaults=None, explicit
         lines.append("instance_group [")
         lines.append("  {")
         count = group.get("count", 1)
-        if not PLACEHOLDER_RE.fullmatch(str(count)) and values.get("%s_instance_count" % name) is not None:
+        if not _placeholder_value(count, values)[0] and values.get("%s_instance_count" % name) is not None:
             count = values["%s_instance_count" % name]
         lines.append("    count: %d" % int(_resolve(count, values, name + " instance count")))
         lines.append("    kind: %s" % _resolve(group.get("kind", "KIND_CPU"), values, name + " instance kind"))
@@ -317,22 +317,11 @@ def version_policy_text(policy):
 
 
 def _boolean(value, where):
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("true", "yes", "on", "1", "y", "t"):
-        return True
-    if text in ("false", "no", "off", "0", "n", "f"):
-        return False
-    raise ContractError("%s: '%s' is not a boolean" % (where, value))
-
-
-def tensor_names(model, field):
-    return [t["name"] for t in model.get(field, [])]
-
-
-def to_json(contract):
-    return json.dumps(contract, sort_keys=True)
+    """Ansible's reading of a boolean; anything else is an error naming ``where``."""
+    try:
+        return boolean(value, strict=True)
+    except TypeError:
+        raise ContractError("%s: '%s' is not a boolean" % (where, value))
 
 
 BACKEND_LINE_RE = re.compile(r'^(\s*backend\s*:\s*)"[^"]*"', re.MULTILINE)

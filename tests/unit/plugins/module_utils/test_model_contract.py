@@ -10,7 +10,6 @@ import pytest
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
-from ansible_collections.tritonfleet.serving.plugins.module_utils import model_contract
 from ansible_collections.tritonfleet.serving.plugins.module_utils.model_contract import (
     ContractError, contract_for_version, effective_parameters, fill_placeholders, format_value, placeholder_values_for,
     placeholders, release_key, release_matches, render_model_config, version_policy_text)
@@ -282,8 +281,3 @@ def test_version_policies(policy, text):
     assert version_policy_text(policy) == text
     config = parse("name: \"m\"\n" + text)
     assert config.version_policy.WhichOneof("policy_choice") == next(iter(policy))
-
-
-def test_tensor_names():
-    assert model_contract.tensor_names(MODEL, "inputs") == ["input_ids", "input_lengths", "draft_logits"]
-    assert model_contract.tensor_names({}, "outputs") == []
