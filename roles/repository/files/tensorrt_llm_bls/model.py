@@ -32,7 +32,8 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
 
-from tritonfleet_model_utils import error_response, model_parameters, parse_bool, pb_utils  # noqa: E402
+from tritonfleet_model_utils import (  # noqa: E402
+    error_response, model_parameters, parse_bool, pb_utils, request_inputs)
 
 # client input -> preprocessing input
 CLIENT_TO_PREPROCESSING = {
@@ -315,12 +316,9 @@ class TritonPythonModel:
         )
 
     def _client_inputs(self, request):
-        inputs = {}
-        for name in self.pipeline.inputs:
-            tensor = pb_utils.get_input_tensor_by_name(request, name)
-            if tensor is not None:
-                inputs[name] = tensor.as_numpy()
-        return inputs
+        """The inputs the client sent (the pipeline tells a missing optional input by its absence)."""
+        sent = request_inputs(pb_utils, request, self.pipeline.inputs)
+        return {name: value for name, value in sent.items() if value is not None}
 
     @staticmethod
     def _response(outputs):
