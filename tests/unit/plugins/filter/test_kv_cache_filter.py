@@ -93,13 +93,20 @@ PLAYBOOK = """
   hosts: all
   connection: local
   gather_facts: false
+  vars:
+    repository_engine_dir: "{{ servers_engine_dir }}"
+    repository_tokenizer_dir: /tokenizer-not-checked
+    repository_tokenizer_check: false
   tasks:
+    # As in the role's main.yml: the engine checks read the engine's config.json the budget uses.
+    - name: Check the engine
+      ansible.builtin.include_role:
+        name: tritonfleet.serving.repository
+        tasks_from: check_earlier_stages
     - name: Compute the budget
       ansible.builtin.include_role:
         name: tritonfleet.serving.repository
         tasks_from: kv_cache_budget
-      vars:
-        repository_engine_dir: "{{ servers_engine_dir }}"
     - name: Show the budget
       ansible.builtin.debug:
         var: __repository_kv_cache_parameters
