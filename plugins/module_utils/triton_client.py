@@ -219,6 +219,7 @@ class TritonClient(object):
         self.endpoint = endpoint
         self.protocol = endpoint.protocol
         self.request_timeout = request_timeout
+        self.verbose = verbose
         if self.protocol == 'http':
             self.raw = triton_http.InferenceServerClient(
                 url=endpoint.address, verbose=verbose, ssl=endpoint.ssl,
@@ -264,6 +265,46 @@ class TritonClient(object):
         else:
             data = self.raw.get_model_repository_index()
         return normalize_repository_index(data)
+
+    def _long_http_call(self, call, timeout):
+        """Run ``call(raw_http_client)`` allowing ``timeout`` seconds for the answer.
+
+        The http client's network timeout is fixed when it is built, and a
+        load answers only once the model is loaded (minutes for a large
+        engine), so a longer call gets a client of its own.
+        """
+        timeout = self._timeout(timeout)
+        if timeout <= self.request_timeout:
+            return call(self.raw)
+        raw = triton_http.InferenceServerClient(
+            url=self.endpoint.address, verbose=self.verbose, ssl=self.endpoint.ssl,
+            connection_timeout=self.request_timeout, network_timeout=timeout)
+        try:
+            return call(raw)
+        finally:
+            try:
+                raw.close()
+            except Exception:
+                pass
+
+    def load_model(self, name, timeout=None):
+        """Load, or reload when loaded, model ``name`` (explicit model control); returns when Triton has finished.
+
+        Triton loads the versions the model's version policy selects; a failed
+        reload leaves the versions that were serving in place.
+        """
+        if self.protocol == 'grpc':
+            self.raw.load_model(name, client_timeout=self._timeout(timeout))
+        else:
+            self._long_http_call(lambda raw: raw.load_model(name), timeout)
+
+    def unload_model(self, name, unload_dependents=False, timeout=None):
+        """Ask Triton to unload model ``name``; Triton answers at once and unloads in the background."""
+        unload_dependents = bool(unload_dependents)
+        if self.protocol == 'grpc':
+            self.raw.unload_model(name, unload_dependents=unload_dependents, client_timeout=self._timeout(timeout))
+        else:
+            self._long_http_call(lambda raw: raw.unload_model(name, unload_dependents=unload_dependents), timeout)
 
     def close(self):
         try:
@@ -389,6 +430,17 @@ def model_status(index, name, version=None):
         best = sorted(entries, key=telling)[-1]
     return {'name': name, 'version': best['version'] if best['version'] else version,
             'state': best['state'], 'reason': best['reason'] or ''}
+
+
+# States of a model version that is loaded or on its way there or out.
+LOADED_STATES = ('READY', 'LOADING', 'UNLOADING')
+
+
+def model_entries(index, name, version=None):
+    """The entries of a normalised index for model ``name`` (and ``version``), by version number."""
+    version = to_text(version) if version not in (None, '') else None
+    entries = [e for e in index or [] if e['name'] == name and (version is None or e['version'] == version)]
+    return sorted(entries, key=_version_key)
 
 
 def is_load_failure(status):
