@@ -1,8 +1,11 @@
-"""The bounded load client (benchmarks/load_client.py) against an in-process fake of Triton's generate endpoints.
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, tritonfleet maintainers
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The bounded load client (benchmarks/load_client.py) against the fake generate endpoints of conftest.py.
 
-The fake answers POST /v2/models/<model>/generate (JSON) and generate_stream
-(server-sent events) and can fail chosen requests, answer slowly, or break a
-stream in the middle, so the counters are shown to count what went wrong.
+The fake fails chosen requests, answers slowly, hangs up or breaks a stream
+in the middle, so the counters are shown to count what went wrong.
 """
 
 import json
@@ -10,102 +13,14 @@ import pathlib
 import socket
 import subprocess
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-BENCHMARKS = pathlib.Path(__file__).resolve().parents[3] / "benchmarks"
-sys.path.insert(0, str(BENCHMARKS))
+import load_client  # benchmarks/, which conftest.py puts on sys.path
+from load_client import percentile, run_load
 
-import load_client  # noqa: E402
-from load_client import percentile, run_load  # noqa: E402
-
-ANSWER = "the fleet serves four words"  # 5 words
-
-
-class FakeTriton(ThreadingHTTPServer):
-    """Counts the requests it gets; ``behaviour(number, body)`` picks the answer of each (numbered from 0)."""
-
-    daemon_threads = True
-
-    def __init__(self, behaviour=None, delay=0.0, tokens=4, event_delay=0.0):
-        super().__init__(("127.0.0.1", 0), Handler)
-        self.behaviour = behaviour or (lambda number, body: "ok")
-        self.delay = delay
-        self.event_delay = event_delay
-        self.tokens = tokens
-        self.bodies = []
-        self.paths = []
-        self.lock = threading.Lock()
-
-    @property
-    def url(self):
-        return "127.0.0.1:%d" % self.server_address[1]
-
-
-class Handler(BaseHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-    def _send(self, code, payload, content_type="application/json"):
-        data = payload.encode()
-        self.send_response(code)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def do_POST(self):  # noqa: N802 - http.server's name
-        server = self.server
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        with server.lock:
-            number = len(server.bodies)
-            server.bodies.append(body)
-            server.paths.append(self.path)
-        action = server.behaviour(number, body)
-        if server.delay:
-            time.sleep(server.delay)
-        if action == "hang_up":
-            self.close_connection = True  # no answer at all: the client reads an empty status line
-            return
-        if action == "fail":
-            self._send(400, json.dumps({"error": "request %d refused by the fake" % number}))
-            return
-        text = "something else entirely" if action == "wrong" else ANSWER
-        if self.path.endswith("/generate"):
-            self._send(200, json.dumps({"model_name": "ensemble", "text_output": text}))
-            return
-        if not self.path.endswith("/generate_stream"):
-            self._send(404, json.dumps({"error": "no such endpoint"}))
-            return
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream")
-        self.end_headers()
-        for token in range(server.tokens):
-            if action == "break" and token == 2:
-                self.wfile.write(b'data: {"error": "stream broken by the fake"}\n\n')
-                return
-            self.wfile.write(('data: %s\n\n' % json.dumps({"text_output": " t%d" % token})).encode())
-            self.wfile.flush()
-            time.sleep(server.event_delay)
-
-
-@pytest.fixture
-def fake():
-    servers = []
-
-    def start(**kwargs):
-        server = FakeTriton(**kwargs)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.shutdown()
-        server.server_close()
+SCRIPT = pathlib.Path(load_client.__file__)
 
 
 def http_load(server, **kwargs):
@@ -121,7 +36,7 @@ def test_every_request_sent_once_and_counted(fake):
     assert len(server.bodies) == 12
     assert set(server.paths) == {"/v2/models/ensemble/generate"}
     assert server.bodies[0] == {"text_input": "Hello", "max_tokens": 7, "stream": False}
-    assert report.tokens == 12 * 5
+    assert report.tokens == 12 * server.answer_words
     assert report.tokens_per_second == pytest.approx(report.tokens / report.wall_time, rel=1e-3)
     assert 0 < report.latency_ms["p50"] <= report.latency_ms["p90"] <= report.latency_ms["p99"]
     assert sorted(r.index for r in report.records) == list(range(12))
@@ -146,7 +61,7 @@ def test_failures_are_counted_and_never_retried(fake):
     assert len(server.bodies) == 9  # one POST per request: nothing was sent again
     assert report.errors and "refused by the fake" in report.errors[0]
     assert "HTTP 400" in report.errors[0]
-    assert report.tokens == 6 * 5  # failed requests bring no tokens
+    assert report.tokens == 6 * server.answer_words  # failed requests bring no tokens
 
 
 def test_error_messages_are_capped(fake):
@@ -242,7 +157,7 @@ def test_percentile_interpolates():
 def test_command_line_report_timeline_and_exit_status(fake, tmp_path):
     server = fake(behaviour=lambda number, body: "fail" if number == 0 else "ok")
     timeline = tmp_path / "timeline.jsonl"
-    proc = subprocess.run([sys.executable, str(BENCHMARKS / "load_client.py"), "--url", server.url, "--protocol",
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--url", server.url, "--protocol",
                            "http", "--requests", "4", "--concurrency", "2", "--deadline", "20", "--timeline",
                            str(timeline)], capture_output=True, text=True, check=False, timeout=60)
     assert proc.returncode == 1, proc.stderr
@@ -257,14 +172,14 @@ def test_command_line_report_timeline_and_exit_status(fake, tmp_path):
     assert all(row["end"] >= row["start"] > time.time() - 300 for row in rows)
 
     good = fake()
-    proc = subprocess.run([sys.executable, str(BENCHMARKS / "load_client.py"), "--url", good.url, "--protocol",
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--url", good.url, "--protocol",
                            "http", "--requests", "2"], capture_output=True, text=True, check=False, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["ok"] is True
 
 
 def test_command_line_refuses_bad_arguments():
-    proc = subprocess.run([sys.executable, str(BENCHMARKS / "load_client.py"), "--requests", "0"],
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--requests", "0"],
                           capture_output=True, text=True, check=False, timeout=60)
     assert proc.returncode == 2
     assert "at least 1" in proc.stderr
