@@ -307,6 +307,8 @@ class HttpSender:
             return result
         except (socket.timeout, TimeoutError):
             raise TritonError("still running at the deadline (%d responses so far)" % result.responses)
+        except (OSError, http.client.HTTPException) as exc:  # refused, reset, closed without an answer
+            raise TritonError("%s: %s" % (self.url, error_text(exc) or exc.__class__.__name__))
         finally:
             connection.close()
 

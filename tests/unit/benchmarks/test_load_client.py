@@ -124,6 +124,7 @@ def test_a_connection_closed_without_an_answer_fails(fake):
     report = http_load(server, requests=3, concurrency=1)
     assert (report.sent, report.succeeded, report.failed) == (3, 2, 1)
     assert len(server.bodies) == 3
+    assert report.errors[0].startswith("request 0: http://%s/v2/models/ensemble/generate: " % server.url)
 
 
 def test_unsent_requests_alone_fail_the_run(fake):
