@@ -466,6 +466,32 @@ def describe_model(status):
 _LOAD_FAILURE = re.compile(r"failed to load '(?P<name>[^']+)'(?: version (?P<version>\d+))?: (?P<reason>.*)$")
 
 
+_POLL_FAILURE = re.compile(r"Poll failed for model directory '(?P<name>[^']+)': (?P<reason>.*)$")
+
+
+def log_poll_failures(lines):
+    """Models whose repository directory Triton could not read (a config.pbtxt it cannot parse ...).
+
+    A load request for such a model fails with only "failed to poll from
+    model repository"; the reason is in the log.  list of {name, reason}
+    (last per model).
+    """
+    found = {}
+    order = []
+    for line in lines:
+        match = _POLL_FAILURE.search(line)
+        if not match:
+            continue
+        reason = match.group('reason').strip()
+        if reason.endswith('"'):
+            reason = reason[:-1]
+        name = match.group('name')
+        if name not in found:
+            order.append(name)
+        found[name] = {'name': name, 'reason': reason.replace('\\n', '\n').replace('\\"', '"').strip()}
+    return [found[name] for name in order]
+
+
 def log_load_failures(lines):
     """Model load failures found in Triton log lines: list of {name, version, reason} (last per model)."""
     found = {}

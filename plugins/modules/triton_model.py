@@ -89,6 +89,13 @@ options:
     description: Time limit of each single request other than a load, in seconds (never more than the time left).
     type: float
     default: 5
+  log_file:
+    description:
+      - Path of the server's log, on the host the module runs on.
+      - When a load fails, what Triton logged during the request about model directories it could not read is
+        added to the message. Triton's answer to a load of a model whose C(config.pbtxt) it cannot parse says only
+        C(failed to poll from model repository); the log names the file and the error.
+    type: path
 notes:
   - Triton answers an unload request at once and unloads in the background; the model shows as C(UNLOADING)
     until its requests in flight are done. The module waits for that up to O(timeout).
@@ -204,6 +211,7 @@ protocol:
   sample: http
 '''
 
+import os
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule
@@ -214,6 +222,7 @@ from ansible_collections.tritonfleet.serving.plugins.module_utils.triton_client 
     Deadline,
     describe_model,
     error_text,
+    log_poll_failures,
     make_client,
     model_entries,
     model_status,
@@ -225,6 +234,41 @@ from ansible_collections.tritonfleet.serving.plugins.module_utils.triton_client 
 
 # Seconds between two reads of the index while waiting for a load or an unload to finish.
 POLL_INTERVAL = 0.1
+
+# Triton gives this answer in model control modes none and poll alike, which does not say what to change.
+NOT_EXPLICIT = 'not allowed if polling is enabled'
+NOT_EXPLICIT_HINT = ' (the server must run with --model-control-mode=explicit)'
+
+
+# At most this much of the log written during a load is read.
+LOG_READ_BYTES = 1024 * 1024
+
+
+def log_size(path):
+    try:
+        return os.path.getsize(path) if path else None
+    except OSError:
+        return None
+
+
+def new_log_lines(path, offset):
+    """The lines written to ``path`` after ``offset`` (bounded; never raises)."""
+    if offset is None:
+        return []
+    try:
+        with open(path, 'rb') as handle:
+            handle.seek(offset)
+            data = handle.read(LOG_READ_BYTES)
+    except (IOError, OSError):
+        return []
+    return to_text(data, errors='surrogate_or_replace').splitlines()
+
+
+def request_error(exc):
+    text = one_line(error_text(exc))
+    if NOT_EXPLICIT in text:
+        text += NOT_EXPLICIT_HINT
+    return text
 
 
 class ModelError(Exception):
@@ -286,10 +330,11 @@ def wants_change(index, name, state, version):
 class ModelController(object):
     """Loads and unloads one model on one server, reading the index around each request."""
 
-    def __init__(self, client, deadline, base_url):
+    def __init__(self, client, deadline, base_url, log_file=None):
         self.client = client
         self.deadline = deadline
         self.base_url = base_url
+        self.log_file = log_file
 
     def _timeout(self):
         return max(0.05, min(self.client.request_timeout, self.deadline.remaining()))
@@ -318,12 +363,17 @@ class ModelController(object):
         return ok, last['index']
 
     def load(self, name, version):
+        offset = log_size(self.log_file)
         try:
             # a load gets all the time left: Triton answers once the model is loaded or has failed
             self.client.load_model(name, timeout=max(0.05, self.deadline.remaining()))
         except Exception as exc:
             index = self._index_or_none()
-            msg = 'Triton at %s did not load model %s: %s' % (self.base_url, name, one_line(error_text(exc)))
+            msg = 'Triton at %s did not load model %s: %s' % (self.base_url, name, request_error(exc))
+            polls = log_poll_failures(new_log_lines(self.log_file, offset))
+            if polls:
+                msg += '; the log says: %s' % '; '.join(
+                    "cannot read model directory '%s': %s" % (p['name'], one_line(p['reason'], 300)) for p in polls)
             if index is not None:
                 msg += '; now %s' % describe_model(model_status(index, name, version))
                 if is_ready(index, name, version):
@@ -347,7 +397,7 @@ class ModelController(object):
             self.client.unload_model(name, unload_dependents=unload_dependents, timeout=self._timeout())
         except Exception as exc:
             raise ModelError('Triton at %s did not unload model %s: %s'
-                             % (self.base_url, name, one_line(error_text(exc))), self._index_or_none())
+                             % (self.base_url, name, request_error(exc)), self._index_or_none())
         return self.wait_unloaded(name)
 
     def wait_unloaded(self, name):
@@ -402,6 +452,7 @@ def run_module():
             unload_dependents=dict(type='bool', default=False),
             timeout=dict(type='float', default=300.0),
             request_timeout=dict(type='float', default=5.0),
+            log_file=dict(type='path'),
         ),
         required_if=[
             ('state', 'loaded', ['name']),
@@ -435,7 +486,7 @@ def run_module():
         module.fail_json(msg='cannot create a %s client for %s: %s' % (protocol, endpoint.base_url, error_text(exc)),
                          exception=traceback.format_exc(), **result)
 
-    controller = ModelController(client, deadline, endpoint.base_url)
+    controller = ModelController(client, deadline, endpoint.base_url, log_file=params['log_file'])
     try:
         try:
             before = controller.index()

@@ -33,7 +33,7 @@ import time
 import pytest
 
 
-from ansible_collections.tritonfleet.serving.plugins.modules import triton_health, triton_infer
+from ansible_collections.tritonfleet.serving.plugins.modules import triton_health, triton_infer, triton_model
 from ansible_collections.tritonfleet.serving.tests.unit.utils.ansible_module_harness import run_module
 
 pytestmark = pytest.mark.integration
@@ -623,3 +623,140 @@ def test_slow_model_is_waited_for(start_server, protocol):
     assert r['elapsed'] != int(r['elapsed'])
     assert r['attempts'] >= 15
     assert r['elapsed'] < (time.monotonic() - server.started)
+
+
+# --------------------------------------------------------------------------
+# (d) triton_model: explicit model control
+# --------------------------------------------------------------------------
+
+def _explicit_server(start_server, models, name, extra_args=()):
+    server = start_server(models, extra_args=['--model-control-mode=explicit'] + list(extra_args), name=name)
+    # nothing is loaded at start in explicit mode, so the server is ready as soon as it listens
+    out = run_module(triton_health.main, {'url': server.http_url, 'timeout': 60, 'interval': 0.1,
+                                          'pid': server.proc.pid, 'log_file': str(server.log)})
+    assert not out.failed, out.result['msg']
+    return server
+
+
+def _model(server, args, check_mode=False, protocol='http'):
+    url = server.http_url if protocol == 'http' else server.grpc_url
+    args = dict(args, url=url, protocol=protocol, _ansible_diff=True)
+    return run_module(triton_model.main, args, check_mode=check_mode)
+
+
+def _plain_answer(server):
+    out = run_module(triton_infer.main, {'url': server.grpc_url, 'prompt': 'hi', 'model': 'plain'})
+    return out.result['msg'] if out.failed else out.result['text']
+
+
+def test_triton_model_load_unload_idempotent(start_server, tmp_path):
+    server = _explicit_server(start_server, ['plain', 'slow'], 'explicit')
+    out = _model(server, {'state': 'listed'})
+    assert not out.failed, out.result['msg']
+    assert out.result['changed'] is False
+    assert sorted(e['name'] for e in out.result['index']) == ['plain', 'slow']
+    assert all(e['state'] is None for e in out.result['index'])
+
+    # check mode: reported, not done
+    out = _model(server, {'name': 'plain'}, check_mode=True)
+    assert not out.failed and out.result['changed'] is True
+    assert out.result['diff'] == {'before': 'plain: not loaded\n', 'after': 'plain: READY\n'}
+    assert out.result['model']['state'] is None
+
+    out = _model(server, {'name': 'plain'})
+    assert not out.failed, out.result['msg']
+    assert out.result['changed'] is True
+    assert out.result['model'] == {'name': 'plain', 'version': '1', 'state': 'READY', 'reason': '', 'ready': True}
+    assert out.result['diff'] == {'before': 'plain: not loaded\n', 'after': 'plain version 1: READY\n'}
+    assert _plain_answer(server) == 'plain: hi'
+
+    # again, over gRPC: nothing to do
+    out = _model(server, {'name': 'plain', 'version': '1'}, protocol='grpc')
+    assert not out.failed and out.result['changed'] is False
+
+    # a load answers when the model is loaded (slow sleeps 2 s in initialize)
+    out = _model(server, {'name': 'slow', 'state': 'loaded'}, protocol='grpc')
+    assert not out.failed, out.result['msg']
+    assert out.result['changed'] is True and out.result['model']['ready'] is True
+    assert out.result['elapsed'] >= 2
+
+    out = _model(server, {'name': 'plain', 'state': 'reloaded'})
+    assert not out.failed and out.result['changed'] is True
+    assert out.result['diff']['after'] == 'plain version 1: READY (reloaded)\n'
+
+    out = _model(server, {'name': 'plain', 'state': 'unloaded'}, check_mode=True)
+    assert not out.failed and out.result['changed'] is True
+    assert out.result['model']['state'] == 'READY'
+    assert _plain_answer(server) == 'plain: hi'
+
+    # Triton unloads in the background; the module waits until the model has left
+    out = _model(server, {'name': 'plain', 'state': 'unloaded'})
+    assert not out.failed, out.result['msg']
+    assert out.result['changed'] is True
+    assert out.result['model'] == {'name': 'plain', 'version': '1', 'state': 'UNAVAILABLE', 'reason': 'unloaded',
+                                   'ready': False}
+    assert "Request for unknown model: 'plain' has no available versions" in _plain_answer(server)
+    out = _model(server, {'name': 'plain', 'state': 'unloaded'}, protocol='grpc')
+    assert not out.failed and out.result['changed'] is False
+
+    # through the ansible CLI (AnsiballZ), check mode
+    rc, result, text = run_ansible(tmp_path, 'triton_model', {'url': server.http_url, 'name': 'plain'}, check=True)
+    assert rc == 0, text
+    assert result['changed'] is True and result['model']['state'] == 'UNAVAILABLE'
+
+
+def test_triton_model_failed_reload_keeps_serving(start_server, tmp_path):
+    # After a failed reload of a Python-backend model tritonserver's shutdown waits out --exit-timeout-secs
+    # (30 s by default) for a connection it still counts; a short one keeps the test fast.
+    server = _explicit_server(start_server, ['plain', 'broken'], 'reload', extra_args=['--exit-timeout-secs=3'])
+    repo = tmp_path / 'reload-repo'
+    out = _model(server, {'name': 'plain'})
+    assert not out.failed, out.result['msg']
+
+    # a broken config.pbtxt: Triton refuses the reload, its answer does not say why (the log does),
+    # and version 1 keeps serving
+    (repo / 'plain' / 'config.pbtxt').write_text(u'backend: "python"\ninput [ { name: "x" data_type: TYPE_NOPE } ]\n')
+    out = _model(server, {'name': 'plain', 'state': 'reloaded', 'log_file': str(server.log)})
+    assert out.failed
+    assert out.result['msg'] == (
+        "Triton at http://%s did not load model plain: failed to load 'plain', failed to poll from model repository; "
+        "the log says: cannot read model directory 'plain': failed to read text proto from %s; "
+        "now plain (version 1): READY (the versions loaded before keep serving)"
+        % (server.http_url, repo / 'plain' / 'config.pbtxt'))
+    assert out.result['changed'] is False and out.result['model']['ready'] is True
+    assert _plain_answer(server) == 'plain: hi'
+
+    # a model.py that raises in initialize, over gRPC: Triton's answer has the exception
+    (repo / 'plain' / 'config.pbtxt').write_text(textwrap.dedent(PLAIN_CONFIG))
+    (repo / 'plain' / '1' / 'model.py').write_text(textwrap.dedent(BROKEN_MODEL))
+    out = _model(server, {'name': 'plain', 'state': 'reloaded'}, protocol='grpc')
+    assert out.failed
+    msg = out.result['msg']
+    assert msg.startswith("Triton at grpc://%s did not load model plain: load failed for model 'plain': version 1 is "
+                          "at UNAVAILABLE state: Internal: RuntimeError: toy load failure: engine file missing At: "
+                          % server.grpc_url), msg
+    assert msg.endswith('; now plain (version 1): READY (the versions loaded before keep serving)'), msg
+    assert _plain_answer(server) == 'plain: hi'
+
+    # a first load that fails leaves the model UNAVAILABLE with the reason
+    out = _model(server, {'name': 'broken'})
+    assert out.failed
+    assert 'now broken (version 1): UNAVAILABLE: Internal: RuntimeError: toy load failure' in out.result['msg']
+    assert out.result['model']['state'] == 'UNAVAILABLE' and out.result['model']['ready'] is False
+    assert server.proc.poll() is None
+
+
+def test_triton_model_refused_without_explicit_mode(start_server):
+    server = start_server(['plain'], name='none-mode')
+    out = run_module(triton_health.main, {'url': server.http_url, 'models': ['plain'], 'timeout': 60,
+                                          'pid': server.proc.pid})
+    assert not out.failed, out.result['msg']
+    out = _model(server, {'name': 'plain', 'state': 'reloaded'})
+    assert out.failed
+    assert out.result['msg'] == (
+        'Triton at http://%s did not load model plain: explicit model load / unload is not allowed if polling is '
+        'enabled (the server must run with --model-control-mode=explicit); now plain (version 1): READY (the '
+        'versions loaded before keep serving)' % server.http_url)
+    # ready already: loaded asks nothing, so it passes in any mode
+    out = _model(server, {'name': 'plain'})
+    assert not out.failed and out.result['changed'] is False

@@ -187,11 +187,47 @@ def test_failed_first_load_reports_state_and_reason():
     assert out.result['model']['state'] == 'UNAVAILABLE'
 
 
+def test_unreadable_config_is_named_from_the_log(tmp_path):
+    log = tmp_path / 'triton.log'
+    log.write_text(u"E1 model_repository_manager.cc:1460] \"Poll failed for model directory 'plain': old\"\n")
+    server = FakeServer(READY, load_error={'plain': "failed to load 'plain', failed to poll from model repository"})
+    load = server.load_model
+
+    def load_and_log(name, timeout=None):
+        with open(str(log), 'a') as handle:
+            handle.write(u"E2 model_repository_manager.cc:1460] \"Poll failed for model directory 'plain': failed to "
+                         u"read text proto from /repo/plain/config.pbtxt\"\n")
+        load(name, timeout)
+    server.load_model = load_and_log
+    out = run_model({'name': 'plain', 'state': 'reloaded', 'log_file': str(log)}, server)
+    assert out.failed
+    assert out.result['msg'] == (
+        "Triton at http://127.0.0.1:8000 did not load model plain: failed to load 'plain', failed to poll from model "
+        "repository; the log says: cannot read model directory 'plain': failed to read text proto from "
+        "/repo/plain/config.pbtxt; now plain (version 1): READY (the versions loaded before keep serving)")
+    # a log that cannot be read adds nothing
+    server = FakeServer(READY, load_error={'plain': 'x'})
+    out = run_model({'name': 'plain', 'state': 'reloaded', 'log_file': str(tmp_path / 'nope.log')}, server)
+    assert out.failed and 'the log says' not in out.result['msg']
+
+
+def test_log_poll_failures_parses_triton_lines():
+    lines = ['E1 model_repository_manager.cc:1460] "Poll failed for model directory \'a\': bad \\"x\\""',
+             'I1 model_lifecycle.cc:472] "loading: a:1"',
+             'E1 model_repository_manager.cc:1460] "Poll failed for model directory \'b\': failed to read"']
+    assert tu.log_poll_failures(lines) == [{'name': 'a', 'reason': 'bad "x"'}, {'name': 'b', 'reason': 'failed to read'}]
+
+
 def test_load_refused_outside_explicit_mode():
-    server = FakeServer(READY, load_error={'ensemble': 'explicit model load / unload is not allowed if polling '
-                                                      'is enabled'})
-    out = run_model({'name': 'ensemble'}, server)
-    assert out.failed and 'explicit model load / unload is not allowed' in out.result['msg']
+    refusal = 'explicit model load / unload is not allowed if polling is enabled'
+    # Triton's answer in mode none too (checked live)
+    server = FakeServer([{'name': 'ensemble', 'version': '1', 'state': 'READY'}], load_error={'ensemble': refusal})
+    out = run_model({'name': 'ensemble', 'state': 'reloaded'}, server)
+    assert out.failed
+    assert out.result['msg'] == (
+        'Triton at http://127.0.0.1:8000 did not load model ensemble: explicit model load / unload is not allowed '
+        'if polling is enabled (the server must run with --model-control-mode=explicit); now ensemble (version 1): '
+        'READY (the versions loaded before keep serving)')
 
 
 def test_model_not_in_repository():
