@@ -2,7 +2,7 @@
 # Copyright: (c) 2026, tritonfleet maintainers
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""triton_health and triton_infer against a real tritonserver (CPU, Python backend, toy models).
+"""triton_health, triton_infer and triton_model against a real tritonserver (CPU, Python backend, toy models).
 
 tritonserver, the Python backend and its stub come from the nvidia-pytriton wheel in the venv.
 Each server gets free ports, its own shm-region-prefix-name and a log file, and is stopped by a
