@@ -340,12 +340,15 @@ def make_sender(endpoint, model, stream):
 # --------------------------------------------------------------------------
 
 def run_load(url=None, requests=1, concurrency=1, deadline=60.0, protocol="grpc", stream=False, model="ensemble",
-             prompt=DEFAULT_PROMPT, max_tokens=16, expect_text=None, parameters=None, sender_factory=make_sender):
+             prompt=DEFAULT_PROMPT, max_tokens=16, expect_text=None, parameters=None, sender_factory=make_sender,
+             rate=None):
     """Send ``requests`` generation requests from ``concurrency`` workers within ``deadline`` seconds.
 
     ``url`` is host:port (or a URL) for ``protocol``; a missing one means
     127.0.0.1 and the protocol's default port. ``expect_text`` is a regex an
-    answer must contain. Returns a LoadReport (``.as_dict()``, ``.ok``,
+    answer must contain. ``rate`` (requests per second, all workers together)
+    paces the starts: request i starts no earlier than i / rate seconds after
+    the first, so a fixed count spans a known time. Returns a LoadReport (``.as_dict()``, ``.ok``,
     ``.timeline()``). Raises ValueError for bad arguments, before anything is sent.
     """
     if requests < 1:
@@ -354,6 +357,8 @@ def run_load(url=None, requests=1, concurrency=1, deadline=60.0, protocol="grpc"
         raise ValueError("concurrency must be at least 1")
     if deadline <= 0:
         raise ValueError("deadline must be positive")
+    if rate is not None and not rate > 0:
+        raise ValueError("rate must be positive")
     endpoint = normalize_url(url, protocol)
     try:
         expect = re.compile(expect_text) if expect_text else None
@@ -370,10 +375,19 @@ def run_load(url=None, requests=1, concurrency=1, deadline=60.0, protocol="grpc"
 
     def take(worker):
         with lock:
-            if state["closed"] or state["next"] >= requests or time.monotonic() >= deadline_at:
+            if state["closed"] or state["next"] >= requests:
                 return None
-            rec = RequestRecord(index=state["next"], worker=worker, start=time.monotonic())
+            index = state["next"]
             state["next"] += 1
+        if rate is not None:
+            not_before = start + index / float(rate)
+            while time.monotonic() < min(not_before, deadline_at):
+                time.sleep(min(0.05, not_before - time.monotonic()))
+        with lock:
+            if state["closed"] or time.monotonic() >= deadline_at:
+                state["next"] = requests  # nothing more starts: the deadline passed
+                return None
+            rec = RequestRecord(index=index, worker=worker, start=time.monotonic())
             records.append(rec)
             return rec
 
@@ -476,6 +490,8 @@ def parser():
     cli.add_argument("--max-tokens", type=positive_int, default=16)
     cli.add_argument("--expect-text", metavar="REGEX", help="an answer that does not match counts as failed")
     cli.add_argument("--timeline", metavar="FILE", help="write one JSON line per request here")
+    cli.add_argument("--rate", type=positive_float, metavar="PER_SECOND",
+                     help="start at most this many requests per second (all workers together), so the count spans a known time")
     return cli
 
 
@@ -485,7 +501,7 @@ def main(argv=None):
     try:
         report = run_load(url=opts.url, requests=opts.requests, concurrency=opts.concurrency, deadline=opts.deadline,
                           protocol=opts.protocol, stream=opts.stream, model=opts.model, prompt=opts.prompt,
-                          max_tokens=opts.max_tokens, expect_text=opts.expect_text)
+                          max_tokens=opts.max_tokens, expect_text=opts.expect_text, rate=opts.rate)
     except ValueError as exc:
         cli.error(str(exc))
     if opts.timeline:

@@ -184,3 +184,17 @@ def test_command_line_refuses_bad_arguments():
                           capture_output=True, text=True, check=False, timeout=60)
     assert proc.returncode == 2
     assert "at least 1" in proc.stderr
+
+
+def test_rate_spreads_a_fixed_count_over_time(fake):
+    report = http_load(fake(), requests=6, concurrency=3, deadline=30, rate=4.0)
+    assert report.ok, report.errors
+    starts = sorted(row["start"] for row in report.timeline())
+    # 6 requests at 4 per second: the last starts 1.25 s after the first, not all at once.
+    assert starts[-1] - starts[0] >= 1.2, starts
+
+
+def test_rate_cannot_outlast_the_deadline(fake):
+    report = http_load(fake(), requests=10, concurrency=2, deadline=1.0, rate=2.0)
+    assert report.sent < 10 and not report.ok
+    assert report.unsent == 10 - report.sent
