@@ -5,7 +5,11 @@ stand-ins) scenarios: how many hosts ran in gpu mode, the converge time
 of site.yml on freshly created hosts (Docker install, image pulls from the
 local registry, engine builds, Triton containers, verification), the no-op
 re-run time (changed=0 required), and the number of engine builds the fleet
-ran, read from the engines' manifests by the scenario's verify play. Then, for
+ran, read from the engines' manifests by the scenario's verify play. The
+fleet's verify rolls a new repository version over its hosts while the load
+client sends requests through the gateway: the rollout's wall time, the
+requests sent, served and failed during it, and each server's time from drain
+to back in service. Then, for
 larger fleets, the builds the engine stage's planning (engine_distribution)
 schedules for N hosts across K GPU SKUs.
 
@@ -34,6 +38,9 @@ RECAP = re.compile(r"^(\S+)\s+:\s+ok=\d+\s+changed=(\d+)\s+unreachable=\d+\s+fai
 BUILDS = re.compile(r"(\d+) host\(s\), (\d+) SKU\(s\).*?: (\d+) build\(s\)")
 # The facts stage's report: "<host>: gpu mode, 2 GPU(s) (...)".
 GPU_MODE = re.compile(r"^\s*msg: '?(\S+): gpu mode,", re.M)
+# The fleet verify's reports (molecule/fleet/verify.yml).
+ROLLOUT_LOAD = re.compile(r"rolling update under load: (\d+) sent, (\d+) succeeded, (\d+) failed in ([\d.]+) s")
+OUT_OF_SERVICE = re.compile(r"msg: '?(\S+): (\S+) drained to back in\s+service in ([\d.]+) s")
 
 
 def setup_environment():
@@ -64,12 +71,17 @@ def measure(env, scenario):
     hosts = len(RECAP.findall(out))
     again, noop = molecule(env, scenario, "converge")
     changed = sum(int(c) for _h, c, _f in RECAP.findall(again))
-    verified, _unused = molecule(env, scenario, "verify")
+    verified, verify_time = molecule(env, scenario, "verify")
     builds = BUILDS.search(verified)
+    load = ROLLOUT_LOAD.search(verified)
     molecule(env, scenario, "destroy")
     return dict(scenario=scenario, hosts=hosts, gpu_hosts=len(set(GPU_MODE.findall(out))), cold=cold, noop=noop,
                 noop_changed=changed, skus=int(builds.group(2)) if builds else None,
-                builds=int(builds.group(3)) if builds else None)
+                builds=int(builds.group(3)) if builds else None,
+                rollout=dict(sent=int(load.group(1)), succeeded=int(load.group(2)), failed=int(load.group(3)),
+                             load_wall_s=float(load.group(4)),
+                             out_of_service=[(h, s, float(t)) for h, s, t in OUT_OF_SERVICE.findall(verified)],
+                             verify_s=verify_time) if load else None)
 
 
 def planned_builds(hosts, skus):
@@ -91,6 +103,14 @@ def main():
         row = (r["scenario"], r["hosts"], r["gpu_hosts"], r["cold"], r["noop"], r["noop_changed"], r["skus"],
                r["builds"])
         print("%-10s %6d %9d %9.1fs %9.1fs %9d %6s %7s" % row)
+    for r in results:
+        if r["rollout"]:
+            ro = r["rollout"]
+            print("\n%s: rolling update under load through the gateway (verify step %.0f s, load %.0f s): "
+                  "%d requests sent, %d served, %d failed" % (r["scenario"], ro["verify_s"], ro["load_wall_s"],
+                                                              ro["sent"], ro["succeeded"], ro["failed"]))
+            for host, server, seconds in ro["out_of_service"]:
+                print("  %-10s %-8s drained to back in service: %5.1f s" % (host, server, seconds))
     print("\nengine builds the engine stage plans for N hosts across K SKUs (one model)")
     print("%6s %4s %7s" % ("N", "K", "builds"))
     for hosts, skus in ((1, 1), (3, 2), (12, 2), (48, 3), (200, 4)):

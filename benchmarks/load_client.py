@@ -25,7 +25,8 @@ the run's wall time. Latency percentiles are over the succeeded requests.
 Prints one JSON object on stdout and a one-line summary on stderr; with
 --timeline FILE also one JSON line per request (unix start/end, latency,
 tokens, error). Exit status: 0 when every request was sent before the
-deadline and none failed, 1 otherwise, 2 for bad arguments.
+deadline (or --stop-file ended the load) and none failed, 1 otherwise, 2 for
+bad arguments.
 
 Usage: .venv/bin/python benchmarks/load_client.py --url 127.0.0.1:8081 --requests 200 --concurrency 8 \\
            --deadline 120 --stream
@@ -37,6 +38,7 @@ import dataclasses
 import functools
 import http.client
 import json
+import os
 import pathlib
 import queue
 import re
@@ -115,6 +117,7 @@ class LoadReport:
     time_to_first_token_ms: dict
     started_at: float  # unix time of the start
     records: list = dataclasses.field(default_factory=list, repr=False)
+    stopped: bool = False  # the stop file ended the load before every request was sent
 
     @property
     def unsent(self):
@@ -126,7 +129,7 @@ class LoadReport:
 
     @property
     def ok(self):
-        return self.all_sent and self.failed == 0
+        return (self.all_sent or self.stopped) and self.failed == 0
 
     @property
     def tokens_per_second(self):
@@ -137,7 +140,7 @@ class LoadReport:
             url=self.url, protocol=self.protocol, stream=self.stream, model=self.model,
             requests=self.requests, concurrency=self.concurrency, deadline=self.deadline,
             sent=self.sent, succeeded=self.succeeded, failed=self.failed, unsent=self.unsent,
-            all_sent_before_deadline=self.all_sent, ok=self.ok, errors=list(self.errors),
+            all_sent_before_deadline=self.all_sent, stopped=self.stopped, ok=self.ok, errors=list(self.errors),
             wall_time_s=round(self.wall_time, 6), tokens=self.tokens, tokens_per_second=self.tokens_per_second,
             latency_ms=self.latency_ms, time_to_first_token_ms=self.time_to_first_token_ms,
         )
@@ -341,14 +344,16 @@ def make_sender(endpoint, model, stream):
 
 def run_load(url=None, requests=1, concurrency=1, deadline=60.0, protocol="grpc", stream=False, model="ensemble",
              prompt=DEFAULT_PROMPT, max_tokens=16, expect_text=None, parameters=None, sender_factory=make_sender,
-             rate=None):
+             rate=None, stop_file=None):
     """Send ``requests`` generation requests from ``concurrency`` workers within ``deadline`` seconds.
 
     ``url`` is host:port (or a URL) for ``protocol``; a missing one means
     127.0.0.1 and the protocol's default port. ``expect_text`` is a regex an
     answer must contain. ``rate`` (requests per second, all workers together)
     paces the starts: request i starts no earlier than i / rate seconds after
-    the first, so a fixed count spans a known time. Returns a LoadReport (``.as_dict()``, ``.ok``,
+    the first, so a fixed count spans a known time. Once ``stop_file`` exists no
+    new request starts (those running finish): the caller ends the load when
+    what it watches is over. Returns a LoadReport (``.as_dict()``, ``.ok``,
     ``.timeline()``). Raises ValueError for bad arguments, before anything is sent.
     """
     if requests < 1:
@@ -368,7 +373,7 @@ def run_load(url=None, requests=1, concurrency=1, deadline=60.0, protocol="grpc"
 
     lock = threading.Lock()
     records = []
-    state = {"next": 0, "closed": False}
+    state = {"next": 0, "closed": False, "stopped": False}
     started_at = time.time()
     start = time.monotonic()
     deadline_at = start + deadline
@@ -376,6 +381,10 @@ def run_load(url=None, requests=1, concurrency=1, deadline=60.0, protocol="grpc"
     def take(worker):
         with lock:
             if state["closed"] or state["next"] >= requests:
+                return None
+            if stop_file is not None and os.path.exists(stop_file):
+                state["stopped"] = True
+                state["next"] = requests
                 return None
             index = state["next"]
             state["next"] += 1
@@ -456,7 +465,7 @@ def run_load(url=None, requests=1, concurrency=1, deadline=60.0, protocol="grpc"
         failed=len(snapshot) - len(good), errors=errors, wall_time=wall, tokens=sum(r.tokens for r in good),
         latency_ms=_millis([r.latency for r in good], (50, 90, 99)),
         time_to_first_token_ms=_millis([r.first_token for r in good if r.first_token is not None], (50, 99)),
-        started_at=started_at, records=snapshot)
+        started_at=started_at, records=snapshot, stopped=state["stopped"])
 
 
 # --------------------------------------------------------------------------
@@ -472,7 +481,7 @@ def positive_int(text):
 
 def positive_float(text):
     value = float(text)
-    if not value > 0:
+    if value <= 0:
         raise argparse.ArgumentTypeError("must be positive, got %s" % text)
     return value
 
@@ -490,6 +499,8 @@ def parser():
     cli.add_argument("--max-tokens", type=positive_int, default=16)
     cli.add_argument("--expect-text", metavar="REGEX", help="an answer that does not match counts as failed")
     cli.add_argument("--timeline", metavar="FILE", help="write one JSON line per request here")
+    cli.add_argument("--stop-file", metavar="PATH",
+                     help="start no new request once this file exists (the load ends when what it watches is over)")
     cli.add_argument("--rate", type=positive_float, metavar="PER_SECOND",
                      help="start at most this many requests per second (all workers together), so the count spans a known time")
     return cli
@@ -501,7 +512,8 @@ def main(argv=None):
     try:
         report = run_load(url=opts.url, requests=opts.requests, concurrency=opts.concurrency, deadline=opts.deadline,
                           protocol=opts.protocol, stream=opts.stream, model=opts.model, prompt=opts.prompt,
-                          max_tokens=opts.max_tokens, expect_text=opts.expect_text, rate=opts.rate)
+                          max_tokens=opts.max_tokens, expect_text=opts.expect_text, rate=opts.rate,
+                          stop_file=opts.stop_file)
     except ValueError as exc:
         cli.error(str(exc))
     if opts.timeline:

@@ -66,19 +66,23 @@ class Gateway:
 
 
 class Load(threading.Thread):
-    """The bounded load client in the background: `requests` at `rate` per second through the gateway."""
+    """The bounded load client in the background through the gateway: at most `requests` at `rate` per second,
+    until result() (its stop file) ends it or the deadline passes."""
 
-    def __init__(self, url, requests, rate, protocol="grpc", stream=True, deadline=600):
+    def __init__(self, url, rate=5, requests=3000, protocol="grpc", stream=True, deadline=600):
         super().__init__(daemon=True)
+        self.stop_file = "%s/load-stop-%d-%d" % (os.environ.get("TMPDIR", "/tmp"), os.getpid(), id(self))
         self.kwargs = dict(url=url, requests=requests, rate=rate, concurrency=4, deadline=deadline, protocol=protocol,
-                           stream=stream, max_tokens=8)
+                           stream=stream, max_tokens=8, stop_file=self.stop_file)
         self.report = None
 
     def run(self):
         self.report = run_load(**self.kwargs)
 
     def result(self):
+        pathlib.Path(self.stop_file).touch()
         self.join()
+        os.unlink(self.stop_file)
         return self.report
 
 
@@ -149,7 +153,7 @@ def test_a_new_gateway_configuration_is_checked_and_reloaded_without_dropping_re
     dep, _first = fleet
     gateway = Gateway(dep)
     master = int((dep.root / "gateway" / "run" / "tritonfleet-gateway.pid").read_text())
-    load = Load(gateway.http, requests=60, rate=6, protocol="http", stream=True)
+    load = Load(gateway.http, rate=6, protocol="http", stream=True)
     load.start()
     time.sleep(2)
     run = dep.playbook("playbooks/gateway.yml", *WITH_THREE, "-e", "gateway_check_interval_ms=700")
@@ -172,7 +176,7 @@ def test_rolling_update_under_load_survives_a_killed_server(fleet):
     before = {name: serving_revision(dep, name) for name in server_pids(dep)}
     assert len(set(before.values())) == 1
     pids = server_pids(dep)
-    load = Load(gateway.grpc, requests=900, rate=5)
+    load = Load(gateway.grpc, rate=5)
     load.start()
     time.sleep(2)
     runner = {}
@@ -219,7 +223,7 @@ def test_rolling_update_under_load_survives_a_killed_server(fleet):
     # The only requests a SIGKILL can take are the streams it cut; every later one was served.
     assert [r for r in started_after_kill if not r["ok"]] == [], report.errors
     assert report.failed <= len(in_flight_at_kill), report.errors
-    assert report.all_sent and report.succeeded >= 100, report.summary()
+    assert report.succeeded >= 100, report.summary()
 
 
 def test_a_version_triton_refuses_is_rolled_back_while_the_others_keep_serving(fleet):
@@ -227,7 +231,7 @@ def test_a_version_triton_refuses_is_rolled_back_while_the_others_keep_serving(f
     gateway = Gateway(dep)
     pids = server_pids(dep)
     revision = serving_revision(dep, "triton0")
-    load = Load(gateway.grpc, requests=200, rate=5)
+    load = Load(gateway.grpc, rate=5)
     load.start()
     run = dep.playbook("playbooks/rolling_update.yml", *WITH_THREE,
                        "-e", json.dumps({"repository_tensorrt_llm_parameters": {"gpt_model_path": "/nonexistent/engine"}}),

@@ -13,6 +13,7 @@ import pathlib
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -198,3 +199,11 @@ def test_rate_cannot_outlast_the_deadline(fake):
     report = http_load(fake(), requests=10, concurrency=2, deadline=1.0, rate=2.0)
     assert report.sent < 10 and not report.ok
     assert report.unsent == 10 - report.sent
+
+
+def test_a_stop_file_ends_the_load_without_failing_it(fake, tmp_path):
+    stop = tmp_path / "stop"
+    threading.Timer(0.8, stop.touch).start()
+    report = http_load(fake(), requests=1000, concurrency=2, deadline=30, rate=10.0, stop_file=str(stop))
+    assert report.stopped and report.ok, report.errors
+    assert 3 <= report.sent < 30 and report.failed == 0 and report.unsent == 1000 - report.sent

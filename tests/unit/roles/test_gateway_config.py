@@ -58,7 +58,7 @@ def test_each_model_group_gets_checked_http_and_grpc_frontends_haproxy_accepts(t
     run, out = render(tmp_path, runtime, TWO_GROUPS)
     assert run.rc == 0, run
     config = out.read_text()
-    check = subprocess.run([HAPROXY, "-c", "-f", str(out)], capture_output=True, text=True)
+    check = subprocess.run([HAPROXY, "-c", "-f", str(out)], capture_output=True, text=True, check=False)
     assert check.returncode == 0, check.stdout + check.stderr + config
     assert config.count("balance leastconn") == 4
     assert "bind 0.0.0.0:8081 proto h2" in config and "bind 0.0.0.0:9081 proto h2" in config
