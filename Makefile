@@ -9,7 +9,7 @@ COLLECTION_LINK := .collections/ansible_collections/tritonfleet/serving
 export PATH := $(abspath $(BIN)):$(PATH)
 export ANSIBLE_CONFIG := $(abspath ansible.cfg)
 
-.PHONY: venv dev-venv demo converge teardown test units integration molecule lint sanity bench bench-fleet clean
+.PHONY: venv dev-venv demo converge teardown test units integration molecule lint sanity bench bench-fleet bench-gateway clean
 
 # `make demo` needs only the runtime requirements; the test targets add the
 # development tools (pytest, linters, molecule).
@@ -71,6 +71,10 @@ bench: dev-venv
 
 bench-fleet: dev-venv
 	$(BIN)/python benchmarks/fleet.py
+
+# Needs the local default deployed (make demo) with its gateway.
+bench-gateway: dev-venv
+	$(BIN)/python benchmarks/gateway_overhead.py
 
 clean:
 	rm -rf $(VENV) .collections
