@@ -35,12 +35,10 @@ As a library (benchmarks/ on sys.path): from load_client import run_load
 
 import argparse
 import dataclasses
-import functools
 import http.client
 import json
 import os
 import pathlib
-import queue
 import re
 import socket
 import sys
@@ -68,10 +66,10 @@ def _put_collection_on_path():
 
 _put_collection_on_path()
 from ansible_collections.tritonfleet.serving.plugins.module_utils.triton_client import (  # noqa: E402
-    InferenceServerException, TritonError, error_text, normalize_url, one_line, triton_grpc)
+    TritonError, error_text, normalize_url, one_line, triton_grpc)
 from ansible_collections.tritonfleet.serving.plugins.module_utils.triton_generate import (  # noqa: E402
-    TEXT_OUTPUT, GenerationResult, _final_flag, _http_error_text, build_generation_inputs, decode_text,
-    generate_request_body, iter_sse_events, make_infer_inputs)
+    TEXT_OUTPUT, GenerationResult, _http_error_text, build_generation_inputs, decode_text,
+    generate_request_body, grpc_generate, iter_sse_events)
 
 DEFAULT_PROMPT = "Triton serves large language models"
 MAX_ERRORS = 5
@@ -188,10 +186,6 @@ def _millis(values, quantiles):
 # Senders: one per worker, one request at a time
 # --------------------------------------------------------------------------
 
-def _queue_callback(responses, result, error):
-    responses.put((result, error))
-
-
 class GrpcSender:
     """A worker's gRPC channel; each request gets a stream of its own on it.
 
@@ -201,57 +195,14 @@ class GrpcSender:
     """
 
     def __init__(self, endpoint, model):
+        self.endpoint = endpoint
         self.model = model
         self.client = triton_grpc.InferenceServerClient(url=endpoint.address, ssl=endpoint.ssl)
 
     def send(self, inputs, deadline_at):
-        responses = queue.Queue()
-        result = GenerationResult()
-        final = finished = False
-        remaining = deadline_at - time.monotonic()
-        self.client.start_stream(callback=functools.partial(_queue_callback, responses),
-                                 stream_timeout=max(remaining, 0.001) + GRACE)
-        try:
-            try:
-                self.client.async_stream_infer(
-                    model_name=self.model, inputs=make_infer_inputs(triton_grpc, inputs),
-                    outputs=[triton_grpc.InferRequestedOutput(TEXT_OUTPUT)], enable_empty_final_response=True)
-            except InferenceServerException:
-                # A stream that failed to open says only "no longer in valid state";
-                # the cause (connection refused, no such model ...) comes through the callback.
-                finished = True
-                try:
-                    dummy, error = responses.get(timeout=1.0)
-                except queue.Empty:
-                    error = None
-                if error is None:
-                    raise
-                raise TritonError(error_text(error), result=result)
-            while not final:
-                remaining = deadline_at - time.monotonic()
-                if remaining <= 0:
-                    raise TritonError("still running at the deadline (%d responses so far)" % result.responses,
-                                      result=result)
-                try:
-                    infer_result, error = responses.get(timeout=min(remaining, 0.5))
-                except queue.Empty:
-                    continue
-                if error is not None:
-                    finished = True
-                    raise TritonError(error_text(error), result=result)
-                response = infer_result.get_response()
-                flag = _final_flag(response)
-                if response.outputs:
-                    result.add(decode_text(infer_result.as_numpy(TEXT_OUTPUT)))
-                final = True if flag is None else flag
-            result.finish(True)
-            return result
-        finally:
-            try:
-                # cancel only what the server may still be working on (the deadline passed)
-                self.client.stop_stream(cancel_requests=not (final or finished))
-            except Exception:
-                pass
+        # The module's own request path (triton_infer), on this worker's channel.
+        return grpc_generate(self.endpoint, self.model, inputs, max(deadline_at - time.monotonic(), 0.001),
+                             client=self.client)
 
     def close(self):
         try:

@@ -266,15 +266,20 @@ def _final_flag(response):
 
 
 def grpc_generate(endpoint, model, inputs, timeout, model_version='', request_id='',
-                  output_name=TEXT_OUTPUT, clock=time.monotonic):
+                  output_name=TEXT_OUTPUT, clock=time.monotonic, client=None):
     """Send one request over the gRPC bidirectional stream and collect text until the final flag.
 
     Works for decoupled models (many responses, then an empty response that
     carries ``triton_final_response``) and for ordinary models (one response
     that carries the flag).  Raises TritonError (with ``result`` = partial
     GenerationResult) on a server error or when ``timeout`` passes.
+    ``client``: an open grpc InferenceServerClient to send on, left open
+    (a caller sending many requests keeps one channel); else one is opened
+    and closed here.
     """
-    client = triton_grpc.InferenceServerClient(url=endpoint.address, ssl=endpoint.ssl)
+    own_client = client is None
+    if own_client:
+        client = triton_grpc.InferenceServerClient(url=endpoint.address, ssl=endpoint.ssl)
     responses = _queue.Queue()
     deadline = Deadline(timeout, clock=clock)
     result = GenerationResult(clock=clock)
@@ -290,7 +295,14 @@ def grpc_generate(endpoint, model, inputs, timeout, model_version='', request_id
                 outputs=[triton_grpc.InferRequestedOutput(output_name)],
                 enable_empty_final_response=True)
         except InferenceServerException as exc:
-            raise TritonError('%s: %s' % (endpoint.base_url, error_text(exc)), result=result)
+            # A stream that failed to open says only "no longer in valid state";
+            # the cause (connection refused, no such model ...) comes through the callback.
+            finished = True
+            try:
+                _unused, error = responses.get(timeout=1.0)
+            except _queue.Empty:
+                error = exc
+            raise TritonError('%s: %s' % (endpoint.base_url, error_text(error or exc)), result=result)
         while not final:
             remaining = deadline.remaining()
             if remaining <= 0:
@@ -316,11 +328,12 @@ def grpc_generate(endpoint, model, inputs, timeout, model_version='', request_id
             client.stop_stream(cancel_requests=not (final or finished))
         except Exception:
             pass
-        try:
-            client.close()
-        except Exception:
-            pass
-        client = None  # do not let a traceback keep the channel alive
+        if own_client:
+            try:
+                client.close()
+            except Exception:
+                pass
+            client = None  # do not let a traceback keep the channel alive
 
 
 def _http_error_text(body, fallback):
