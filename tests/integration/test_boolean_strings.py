@@ -92,8 +92,11 @@ PLAYBOOK = """\
         - name: Start the servers (check mode)
           ansible.builtin.include_role:
             name: tritonfleet.serving.servers
-            tasks_from: process
+            tasks_from: run
           vars:
+            __servers_batch: >-
+              {{ tritonfleet_servers | map('combine', {'repository': '/nonexistent/revision', 'readonly_mounts': [],
+                                                       'image': ''}) | list }}
             __servers_tritonserver: /opt/tritonserver/bin/tritonserver
             __servers_backend_directory: /opt/tritonserver/backends
             __servers_process_environment: {}
