@@ -39,8 +39,9 @@ BUILDS = re.compile(r"(\d+) host\(s\), (\d+) SKU\(s\).*?: (\d+) build\(s\)")
 # The facts stage's report: "<host>: gpu mode, 2 GPU(s) (...)".
 GPU_MODE = re.compile(r"^\s*msg: '?(\S+): gpu mode,", re.M)
 # The fleet verify's reports (molecule/fleet/verify.yml).
-ROLLOUT_LOAD = re.compile(r"rolling update under load: (\d+) sent, (\d+) succeeded, (\d+) failed in ([\d.]+) s")
-OUT_OF_SERVICE = re.compile(r"msg: '?(\S+): (\S+) drained to back in\s+service in ([\d.]+) s")
+ROLLOUT_LOAD = re.compile(r"rolling\s+update\s+under\s+load:\s+(\d+)\s+sent,\s+(\d+)\s+succeeded,\s+(\d+)\s+failed"
+                          r"\s+in\s+([\d.]+)\s+s")
+OUT_OF_SERVICE = re.compile(r"msg: '?(\S+): (\S+)\s+drained\s+to\s+back\s+in\s+service\s+in\s+([\d.]+)\s+s")
 
 
 def setup_environment():
