@@ -179,6 +179,20 @@ def test_default_host_check_mode_and_bad_input(fleet_env):
                 changed[name] = changed.get(name, False) or bool(item.get("changed"))
                 assert item["item"]["http_port"] == {"triton0": 8000, "triton1": 8020}[name], item
         assert changed == {"triton0": False, "triton1": True}, run
+
+        # A server that left the layout goes, even when its container had stopped already.
+        stopped = docker_quiet("exec", "fleet-solo", "docker", "stop", "triton1")
+        assert stopped.returncode == 0, stopped.stderr
+        run = molecule_results(fleet_env, "default", "converge", "--", "-e", json.dumps({"servers_count": 1}),
+                               log_name="default-shrink")
+        texts.append(run.stdout + run.stderr)
+        assert run.rc == 0, run
+        removed = [item["item"] for found in run.results(task="Remove Triton containers that left the layout",
+                                                         host="fleet-solo")
+                   for item in found.result.get("results", []) if item.get("changed")]
+        assert removed == ["triton1"], run
+        left = docker_quiet("exec", "fleet-solo", "docker", "ps", "-a", "--format", "{{.Names}}")
+        assert "triton1" not in left.stdout.split() and "triton0" in left.stdout.split(), left.stdout
     finally:
         molecule(fleet_env, "default", "destroy", log_name="default-destroy", check=False)
     for text in texts:
