@@ -138,6 +138,13 @@ def fleet(tmp_path, tools):
 
 def test_prometheus_scrapes_the_fleet_alerts_and_reloads_changed_rules(fleet):
     run, prometheus, tmp_path = fleet
+    # Check mode predicts the changes and makes none.
+    check = run("site.yml", "--check", "--diff")
+    assert check.rc == 0, check
+    assert check.status("Render the Prometheus configuration") == "changed", check
+    assert check.status("Run Prometheus") == "changed", check
+    assert not (tmp_path / "root/monitoring").exists() and not (tmp_path / "root/monitoring/run").exists()
+
     first = run()
     assert first.rc == 0, first
     published = first.facts()["tritonfleet_monitoring"]

@@ -24,6 +24,7 @@ import pytest
 import yaml
 
 from ansible_collections.tritonfleet.serving.tests.unit.utils import playbook_run
+from docker_env import ensure_docker_engine
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[3]
 RULES_TEST = pathlib.Path(__file__).resolve().parent / "files" / "monitoring_rules.test.yml"
@@ -46,7 +47,7 @@ def layout(*ports):
     return [{"name": "triton%d" % i, "http_port": p, "grpc_port": p + 1, "metrics_port": p + 2} for i, p in enumerate(ports)]
 
 
-def render(tmp_path, promtool, **monitoring_vars):
+def render(tmp_path, promtool, tasks_from=("validate", "configure"), hosts="monitoring", extra_args=(), **monitoring_vars):
     """Run the role's validate and configure tasks on b1 of a two-host fleet; return the run and the config dir."""
     local = dict(ansible_connection="local", ansible_python_interpreter=sys.executable)
     config_dir = tmp_path / "prometheus"
@@ -59,24 +60,21 @@ def render(tmp_path, promtool, **monitoring_vars):
                        tritonfleet_runtime="docker", tritonfleet_gpu_count=8, monitoring_node_exporter_port=9101),
             # A CPU host of the process runtime, also the gateway and Prometheus.
             "b1": dict(local, tritonfleet_servers=layout(8000), ansible_host="10.0.0.2",
-                       tritonfleet_model_group="llama", tritonfleet_runtime="process", gateway_stats_port=8484,
-                       **monitoring)},
+                       tritonfleet_model_group="llama", tritonfleet_runtime="process", gateway_stats_port=8484)},
+        # Only b1 renders Prometheus's files; the other tasks files run wherever a test sends them.
+        "vars": monitoring,
         "children": {
             "triton_servers": {"hosts": {"a1": {}, "b1": {}}},
             "triton_gateways": {"hosts": {"b1": {}}},
             "monitoring": {"hosts": {"b1": {}}}}}}
     (tmp_path / "inventory.json").write_text(json.dumps(inventory))
     (tmp_path / "render.yml").write_text(json.dumps([{
-        "name": "Render Prometheus's configuration", "hosts": "monitoring", "gather_facts": False,
-        "tasks": [
-            {"name": "Check the settings", "ansible.builtin.include_role": {
-                "name": "tritonfleet.serving.monitoring", "tasks_from": "validate"}},
-            {"name": "Render and check", "ansible.builtin.include_role": {
-                "name": "tritonfleet.serving.monitoring", "tasks_from": "configure"}},
-        ]}]))
+        "name": "Render Prometheus's configuration", "hosts": hosts, "gather_facts": False,
+        "tasks": [{"name": "Run %s" % name, "ansible.builtin.include_role": {
+            "name": "tritonfleet.serving.monitoring", "tasks_from": name}} for name in tasks_from]}]))
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(REPO_ROOT / ".collections"))
-    run = playbook_run.run(["ansible-playbook", "-i", str(tmp_path / "inventory.json"), str(tmp_path / "render.yml")],
-                           env=env, cwd=tmp_path, timeout=300)
+    run = playbook_run.run(["ansible-playbook", "-i", str(tmp_path / "inventory.json"), str(tmp_path / "render.yml"),
+                            *extra_args], env=env, cwd=tmp_path, timeout=300)
     return run, config_dir
 
 
@@ -192,3 +190,36 @@ def test_a_configuration_promtool_refuses_is_not_installed(tmp_path, promtool):
     assert failed["failed"] and failed["msg"] == "failed to validate", run
     # promtool's own word reaches the user.
     assert "scrape timeout greater than scrape interval" in failed["stdout"] + failed["stderr"], failed
+
+
+def test_the_dcgm_exporter_runs_only_on_gpu_hosts_of_the_docker_runtime(tmp_path, promtool):
+    # The image check stops a1 (8 GPUs, docker) before any container is asked for; b1 (no GPUs, process) skips.
+    run, _config_dir = render(tmp_path, promtool, tasks_from=["dcgm_exporter"], hosts="all",
+                              monitoring_dcgm_exporter_image="nvcr.io/nvidia/k8s/dcgm-exporter",
+                              # Never this machine's Docker engine, whatever the checks say.
+                              tritonfleet_docker_ready=False)
+    assert run.rc != 0
+    assert run.stats["a1"]["failures"] == 1 and run.stats["b1"]["failures"] == 0, run
+    assert run.status("Run the DCGM exporter", host="b1") == "skipped"
+    assert "monitoring_dcgm_exporter_image: 'nvcr.io/nvidia/k8s/dcgm-exporter' has no tag or digest" in run.messages(
+        host="a1", failed_only=True), run
+
+
+def test_the_dcgm_exporter_container_is_pinned_to_the_hosts_gpus(tmp_path, promtool):
+    """Check mode: community.docker reports the container it would create and creates nothing."""
+    ensure_docker_engine()
+    run, _config_dir = render(tmp_path, promtool, tasks_from=["dcgm_exporter"], hosts="all", extra_args=["--check"],
+                              tritonfleet_gpus=[{"index": 0}, {"index": 3}], monitoring_dcgm_exporter_port=9500)
+    assert run.rc == 0, run
+    assert run.status("Run the DCGM exporter", host="b1") == "skipped"
+    result = run.result("Run the DCGM exporter", host="a1")
+    assert result["changed"], result
+    created = [action["create_parameters"] for action in result["actions"] if "create_parameters" in action][0]
+    assert created["Image"] == "nvcr.io/nvidia/k8s/dcgm-exporter:3.3.9-3.6.1-ubuntu22.04"
+    host_config = created["HostConfig"]
+    assert host_config["DeviceRequests"] == [
+        {"Driver": "nvidia", "Count": 0, "DeviceIDs": ["0", "3"], "Capabilities": [["gpu"]], "Options": None}]
+    assert host_config["PortBindings"] == {"9400/tcp": [{"HostIp": "0.0.0.0", "HostPort": "9500"}]}
+    assert host_config["CapAdd"] == ["SYS_ADMIN"] and host_config["RestartPolicy"]["Name"] == "unless-stopped"
+    assert subprocess.run(["docker", "container", "inspect", "tritonfleet-dcgm-exporter"], capture_output=True,
+                          check=False).returncode != 0
