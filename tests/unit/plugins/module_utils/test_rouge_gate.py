@@ -152,6 +152,10 @@ def test_compare_passes_within_threshold_and_at_it():
     assert result["drops"]["rouge2"] == pytest.approx(2.0)
     assert result["drops"]["rougeLsum"] == pytest.approx(-2.05)
     assert "largest drop: rouge2 2.00" in result["msg"]
+    # A drop equal to the threshold passes although float subtraction overshoots it.
+    assert 1.1 - 0.8 > 0.3
+    assert rg.compare_scores(dict(REFERENCE, rougeLsum=0.8), dict(REFERENCE, rougeLsum=1.1), 0.3)["passed"]
+    assert not rg.compare_scores(dict(REFERENCE, rougeLsum=0.79), dict(REFERENCE, rougeLsum=1.1), 0.3)["passed"]
 
 
 def test_compare_fails_naming_metric_drop_and_threshold():
