@@ -19,7 +19,6 @@ import http.server
 import json
 import os
 import pathlib
-import shutil
 import sys
 import threading
 import time

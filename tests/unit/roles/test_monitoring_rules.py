@@ -150,7 +150,8 @@ def test_alert_thresholds_come_from_the_variables(tmp_path, promtool):
     run, config_dir = render(tmp_path, promtool, monitoring_alert_kv_cache_fraction=0.75, monitoring_alert_queue_time_ms=250,
                              monitoring_alert_gpu_memory_fraction=0.5, monitoring_alert_server_down_for="30s",
                              monitoring_alert_ready_models=[], monitoring_alertmanagers=["am.example:9093"],
-                             monitoring_external_labels={"fleet": "prod"})
+                             monitoring_external_labels={"fleet": "prod"},
+                             monitoring_extra_scrape_configs=[{"job_name": "custom", "static_configs": [{"targets": ["db:9187"]}]}])
     assert run.rc == 0, run
     rules = {rule["alert"]: rule for rule in yaml.safe_load((config_dir / "tritonfleet.rules.yml").read_text())["groups"][0]["rules"]}
     assert "TritonModelNotReady" not in rules
@@ -161,6 +162,7 @@ def test_alert_thresholds_come_from_the_variables(tmp_path, promtool):
     config = yaml.safe_load((config_dir / "prometheus.yml").read_text())
     assert config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == ["am.example:9093"]
     assert config["global"]["external_labels"] == {"fleet": "prod"}
+    assert config["scrape_configs"][-1] == {"job_name": "custom", "static_configs": [{"targets": ["db:9187"]}]}
 
 
 @pytest.mark.parametrize("variables, text", [
