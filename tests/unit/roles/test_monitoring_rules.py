@@ -32,15 +32,20 @@ ALERTS = ["TritonServerDown", "TritonModelNotReady", "TritonFailedRequests", "Tr
           "TritonKVCacheNearlyFull", "GPUMemoryNearlyFull"]
 
 
-@pytest.fixture(scope="module")
-def promtool():
-    found = shutil.which("promtool") or ("/usr/bin/promtool" if os.access("/usr/bin/promtool", os.X_OK) else None)
+def find_tool(name, package="prometheus"):
+    """The tool's path; a missing one skips the test, or fails it where TRITONFLEET_REQUIRE_TOOLS=1."""
+    found = shutil.which(name) or ("/usr/bin/" + name if os.access("/usr/bin/" + name, os.X_OK) else None)
     if found:
         return found
-    reason = "promtool is missing (apt-get install prometheus)"
+    reason = "%s is missing (apt-get install %s)" % (name, package)
     if os.environ.get("TRITONFLEET_REQUIRE_TOOLS") == "1":
         pytest.fail("%s, and TRITONFLEET_REQUIRE_TOOLS=1 requires the tests that need it to run" % reason)
     pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def promtool():
+    return find_tool("promtool")
 
 
 def layout(*ports):
@@ -225,3 +230,17 @@ def test_the_dcgm_exporter_container_is_pinned_to_the_hosts_gpus(tmp_path, promt
     assert host_config["CapAdd"] == ["SYS_ADMIN"] and host_config["RestartPolicy"]["Name"] == "unless-stopped"
     assert subprocess.run(["docker", "container", "inspect", "tritonfleet-dcgm-exporter"], capture_output=True,
                           check=False).returncode != 0
+
+
+def test_a_dcgm_exporter_port_a_server_uses_is_refused_on_the_gpu_host_only(tmp_path, promtool):
+    run, _config_dir = render(tmp_path, promtool, tasks_from=["validate"], hosts="all", monitoring_dcgm_exporter_port=8012)
+    assert run.stats["a1"]["failures"] == 1 and run.stats["b1"]["failures"] == 0, run
+    assert "port(s) 8012 on a1 are used twice" in run.messages(host="a1", failed_only=True), run
+    assert "monitoring_dcgm_exporter_port (8012)" in run.messages(host="a1", failed_only=True), run
+
+
+@pytest.mark.parametrize("required, outcome", [("1", pytest.fail.Exception), ("", pytest.skip.Exception)])
+def test_a_missing_tool_fails_where_tools_are_required_and_skips_elsewhere(monkeypatch, required, outcome):
+    monkeypatch.setenv("TRITONFLEET_REQUIRE_TOOLS", required)
+    with pytest.raises(outcome, match="no-such-promtool is missing"):
+        find_tool("no-such-promtool")
