@@ -340,24 +340,57 @@ def agreement(candidate_outputs, reference_outputs):
     return {"identical": identical, "samples": len(reference_outputs), "scores": scores}
 
 
+def check_scores(scores, what="reference_scores"):
+    """A stored set of scores as ``{metric: points}`` for all four metrics; anything else raises.
+
+    For a reference measured once and kept (the reference model's scores
+    depend on the checkpoint, the set and the generation settings, not on the
+    engine), so the gate need not run the reference model for every engine.
+    """
+    if not isinstance(scores, dict):
+        raise RougeGateError("%s must map each of %s to points, not %s"
+                             % (what, ", ".join(METRICS), type(scores).__name__))
+    unknown = sorted(str(k) for k in scores if k not in METRICS)
+    if unknown:
+        raise RougeGateError("%s has unknown metric(s) %s; use %s" % (what, ", ".join(unknown), ", ".join(METRICS)))
+    missing = [m for m in METRICS if m not in scores]
+    if missing:
+        raise RougeGateError("%s lacks %s; store all four metrics" % (what, ", ".join(missing)))
+    return dict((m, check_points(scores[m], "%s.%s" % (what, m))) for m in METRICS)
+
+
 def run_gate(references, candidate_outputs, reference_outputs, threshold, metrics=None, use_stemmer=False,
-             aggregation="bootstrap", min_agreement=None):
+             aggregation="bootstrap", min_agreement=None, reference_scores=None):
     """Score both sides against ``references`` and decide.
 
-    Checks the threshold (and ``min_agreement``) before any scoring, so a
-    bad setting fails fast. ``min_agreement`` (points, optional) adds a second
-    condition: the candidate's outputs scored against the reference model's
-    outputs must reach it on every gated metric. Returns the dict of
+    Checks the settings before any scoring, so a bad one fails fast. The
+    reference side is either ``reference_outputs`` (scored here) or
+    ``reference_scores`` (stored points, see :func:`check_scores`; they must
+    come from the same samples, aggregation and stemming). ``min_agreement``
+    (points, optional; needs ``reference_outputs``) adds a second condition:
+    the candidate's outputs scored against the reference model's outputs must
+    reach it on every gated metric. Returns the dict of
     :func:`compare_scores` plus ``samples``, ``scores`` (``candidate`` and
     ``reference``), ``empty_outputs`` and, with ``min_agreement``,
     ``agreement``.
     """
     threshold = check_points(threshold)
     metrics = check_metrics(metrics)
+    if (reference_outputs is None) == (reference_scores is None):
+        raise RougeGateError("give the reference side either as the reference model's outputs or as its stored "
+                             "scores, exactly one of them")
+    if reference_scores is not None:
+        reference_scores = check_scores(reference_scores)
     if min_agreement is not None:
         min_agreement = check_points(min_agreement, "min_agreement")
+        if reference_outputs is None:
+            raise RougeGateError("min_agreement compares the candidate's outputs with the reference model's "
+                                 "outputs; it cannot be used with stored reference scores")
     candidate = score_outputs(candidate_outputs, references, use_stemmer, aggregation, "candidate outputs")
-    reference = score_outputs(reference_outputs, references, use_stemmer, aggregation, "reference outputs")
+    if reference_scores is not None:
+        reference = {"scores": reference_scores, "empty": None}
+    else:
+        reference = score_outputs(reference_outputs, references, use_stemmer, aggregation, "reference outputs")
     result = compare_scores(candidate["scores"], reference["scores"], threshold, metrics)
     result.update(samples=candidate["samples"],
                   scores={"candidate": candidate["scores"], "reference": reference["scores"]},

@@ -68,13 +68,22 @@ options:
   reference_outputs:
     description:
       - The reference model's summaries, one per sample, in the dataset's order.
-      - Exactly one of O(reference_outputs) and O(reference_file) is required.
+      - Exactly one of O(reference_outputs), O(reference_file) and O(reference_scores) is required.
     type: list
     elements: raw
   reference_file:
     description:
       - JSONL file of the reference model's summaries, as O(candidate_file).
     type: path
+  reference_scores:
+    description:
+      - The reference model's scores measured earlier (the V(reference) entry of RV(scores) of an earlier run), instead of its
+        summaries, so the reference model need not run again for every engine.
+      - "A dict of points (0..100) for each of V(rouge1), V(rouge2), V(rougeL) and V(rougeLsum). Only valid
+        when measured on the same samples, with the same O(aggregation), O(use_stemmer) and generation settings."
+      - Exactly one of O(reference_outputs), O(reference_file) and O(reference_scores) is required.
+      - Cannot be combined with O(min_agreement), which needs the reference model's summaries.
+    type: dict
   output_field:
     description:
       - Field of each line of O(candidate_file) and O(reference_file) that holds the summary.
@@ -129,6 +138,13 @@ EXAMPLES = r"""
     reference_file: /var/lib/tritonfleet/evaluate/hf_outputs.jsonl
     threshold: 2.5
 
+- name: Gate a rebuilt engine against the reference scores stored by an earlier run
+  tritonfleet.serving.rouge_gate:
+    dataset: "{{ role_path }}/files/summarize_sample.jsonl"
+    candidate_file: /var/lib/tritonfleet/evaluate/engine_outputs.jsonl
+    reference_scores: "{{ stored_report.scores.reference }}"
+    threshold: 2.5
+
 - name: Gate on rougeLsum only, keep the result for the report, and decide later
   tritonfleet.serving.rouge_gate:
     references: "{{ samples | map(attribute='highlights') }}"
@@ -179,7 +195,8 @@ agreement_failed_metrics:
   type: list
   elements: str
 empty_outputs:
-  description: How many summaries were empty, for V(candidate) and V(reference) (all empty is an error).
+  description: How many summaries were empty, for V(candidate) and V(reference) (all empty is an error;
+    V(reference) is null with O(reference_scores)).
   returned: success
   type: dict
 threshold:
@@ -207,6 +224,8 @@ from ansible_collections.tritonfleet.serving.plugins.module_utils.rouge_gate imp
 
 
 def _outputs(params, name, limit):
+    if name == "reference" and params["reference_scores"] is not None:
+        return None
     if params[name + "_file"] is not None:
         return read_outputs(params[name + "_file"], params["output_field"], limit=limit)
     outputs = params[name + "_outputs"]
@@ -225,6 +244,7 @@ def main():
             candidate_file=dict(type="path"),
             reference_outputs=dict(type="list", elements="raw"),
             reference_file=dict(type="path"),
+            reference_scores=dict(type="dict"),
             output_field=dict(type="str", default="output"),
             threshold=dict(type="float", required=True),
             metrics=dict(type="list", elements="str", choices=list(METRICS), default=list(METRICS)),
@@ -234,9 +254,10 @@ def main():
             fail_on_drop=dict(type="bool", default=True),
         ),
         required_one_of=[("dataset", "references"), ("candidate_outputs", "candidate_file"),
-                         ("reference_outputs", "reference_file")],
+                         ("reference_outputs", "reference_file", "reference_scores")],
         mutually_exclusive=[("dataset", "references"), ("candidate_outputs", "candidate_file"),
-                            ("reference_outputs", "reference_file")],
+                            ("reference_outputs", "reference_file", "reference_scores"),
+                            ("reference_scores", "min_agreement")],
         supports_check_mode=True,
     )
     params = module.params
@@ -251,7 +272,8 @@ def main():
             references = params["references"][:limit] if limit is not None else params["references"]
         result = run_gate(references, _outputs(params, "candidate", limit), _outputs(params, "reference", limit),
                           params["threshold"], metrics=params["metrics"], use_stemmer=params["use_stemmer"],
-                          aggregation=params["aggregation"], min_agreement=params["min_agreement"])
+                          aggregation=params["aggregation"], min_agreement=params["min_agreement"],
+                          reference_scores=params["reference_scores"])
     except RougeGateError as exc:
         module.fail_json(msg=str(exc))
     result["table"] = format_table(result)

@@ -343,3 +343,39 @@ def test_identical_empty_answers_agree_but_all_empty_cannot_be_measured():
     assert agreed["identical"] == 2 and agreed["scores"]["rouge1"] == 100.0
     with pytest.raises(rg.RougeGateError, match=r"every one of the 1 candidate outputs is empty"):
         rg.agreement([""], [""])
+
+
+def test_stored_reference_scores_are_checked_before_scoring(monkeypatch):
+    def no_scoring(*args, **kwargs):
+        raise AssertionError("scored before checking the settings")
+
+    monkeypatch.setattr(rg, "score_outputs", no_scoring)
+    with pytest.raises(rg.RougeGateError, match=r"exactly one of them"):
+        rg.run_gate(["a"], ["a"], ["a"], 1, reference_scores=REFERENCE)
+    with pytest.raises(rg.RougeGateError, match=r"exactly one of them"):
+        rg.run_gate(["a"], ["a"], None, 1)
+    with pytest.raises(rg.RougeGateError, match=r"reference_scores lacks rougeL, rougeLsum; store all four"):
+        rg.run_gate(["a"], ["a"], None, 1, reference_scores={"rouge1": 1, "rouge2": 2})
+    with pytest.raises(rg.RougeGateError, match=r"unknown metric\(s\) bleu"):
+        rg.run_gate(["a"], ["a"], None, 1, reference_scores=dict(REFERENCE, bleu=3))
+    with pytest.raises(rg.RougeGateError, match=r"reference_scores.rouge2 must be between 0 and 100"):
+        rg.run_gate(["a"], ["a"], None, 1, reference_scores=dict(REFERENCE, rouge2=float("nan")))
+    with pytest.raises(rg.RougeGateError, match=r"must map each of rouge1"):
+        rg.run_gate(["a"], ["a"], None, 1, reference_scores=[1, 2, 3, 4])
+    with pytest.raises(rg.RougeGateError, match=r"cannot be used with stored reference scores"):
+        rg.run_gate(["a"], ["a"], None, 1, reference_scores=REFERENCE, min_agreement=99)
+
+
+@needs_rouge
+def test_gate_against_stored_reference_scores_matches_the_full_run():
+    samples = rg.read_jsonl(str(SAMPLE_SET), ["article", "highlights"])
+    references = [s["highlights"] for s in samples]
+    faithful = [". ".join(s["article"].split(". ")[:2]) for s in samples]
+    degraded = [" ".join(text.split()[::2]) for text in faithful]
+    full = rg.run_gate(references, degraded, faithful, 2.5)
+    stored = rg.run_gate(references, degraded, None, 2.5, reference_scores=full["scores"]["reference"])
+    assert stored["scores"] == full["scores"] and stored["drops"] == full["drops"]
+    assert stored["passed"] is False and stored["failed_metrics"] == full["failed_metrics"]
+    assert stored["empty_outputs"] == {"candidate": 0, "reference": None}
+    as_text = dict((m, "%.6f" % v) for m, v in full["scores"]["reference"].items())
+    assert rg.run_gate(references, faithful, None, 2.5, reference_scores=as_text)["passed"]

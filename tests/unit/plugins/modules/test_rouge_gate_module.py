@@ -173,3 +173,23 @@ def test_agreement_below_minimum_fails_even_when_rouge_holds(faithful):
     assert res.result["agreement_failed_metrics"] == ["rougeL"]
     assert "rougeL agreement with the reference model's outputs is" in res.result["msg"]
     assert res.result["agreement"]["scores"]["rouge1"] == pytest.approx(100.0)
+
+
+def test_stored_reference_scores_replace_the_reference_outputs(faithful, degraded):
+    first = gate(dict(dataset=str(SAMPLE_SET), candidate_outputs=faithful, reference_outputs=faithful, threshold=2.5))
+    stored = first.result["scores"]["reference"]
+    res = gate(dict(dataset=str(SAMPLE_SET), candidate_outputs=degraded, reference_scores=stored, threshold=2.5))
+    assert res.failed and res.result["scores"]["reference"] == stored
+    assert "rouge2 dropped" in res.result["msg"]
+    res = gate(dict(dataset=str(SAMPLE_SET), candidate_outputs=faithful, reference_scores=stored, threshold=2.5),
+               check_mode=True)
+    assert not res.failed and res.result["passed"] and res.result["empty_outputs"]["reference"] is None
+    res = gate(dict(dataset=str(SAMPLE_SET), candidate_outputs=faithful, reference_scores={"rouge1": 20},
+                    threshold=2.5))
+    assert res.failed and "reference_scores lacks rouge2, rougeL, rougeLsum" in res.result["msg"]
+    res = gate(dict(dataset=str(SAMPLE_SET), candidate_outputs=faithful, reference_scores=stored,
+                    reference_outputs=faithful, threshold=2.5))
+    assert res.failed and "mutually exclusive" in res.result["msg"]
+    res = gate(dict(dataset=str(SAMPLE_SET), candidate_outputs=faithful, reference_scores=stored,
+                    min_agreement=99, threshold=2.5))
+    assert res.failed and "mutually exclusive: reference_scores|min_agreement" in res.result["msg"]
