@@ -11,7 +11,7 @@ import pytest
 from docker_env import ensure_test_image
 from local_deploy import Deployment, free_port_base
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.docker]
 
 BUILD_IMAGE = "tritonfleet-test/nvidia/tensorrt-llm/release:0.7.1"
 

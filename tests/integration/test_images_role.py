@@ -39,7 +39,7 @@ import yaml
 
 from docker_env import ensure_docker_engine, unavailable
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.docker]
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 PLAYBOOK_BIN = pathlib.Path(sys.executable).parent / "ansible-playbook"

@@ -19,7 +19,7 @@ from fleet_env import HOST_VOLUMES, OUTPUT, REPO_ROOT, docker_quiet
 
 from ansible_collections.tritonfleet.serving.tests.unit.utils.playbook_run import JSON_CALLBACK_ENV, PlaybookRun
 
-pytestmark = pytest.mark.molecule
+pytestmark = [pytest.mark.molecule, pytest.mark.docker]
 
 
 def molecule(env, scenario, *command, log_name=None, check=True):
