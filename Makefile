@@ -43,7 +43,7 @@ teardown: venv
 # ansible-test units runs tests/unit (modules and module_utils without the
 # controller, as on a managed host); pytest runs the rest once, not tests/unit again.
 test: dev-venv lint sanity units
-	$(BIN)/pytest -q -n 2 --dist loadgroup --durations=30 --ignore=tests/unit
+	BIN=$(BIN) ./tests/lanes.sh
 
 # The quick loop while editing is `.venv/bin/pytest -q tests/unit`: the same tests, in place.
 units: dev-venv

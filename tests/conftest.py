@@ -12,8 +12,6 @@ import os
 import pathlib
 import sys
 
-import pytest
-
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 COLLECTIONS_ROOT = REPO_ROOT / ".collections"
 # Real outputs of an H100 host (copied from ../shared/fixtures so a clean checkout has them).
@@ -52,18 +50,3 @@ _link_collection()
 _controller_for_child_processes()
 if str(COLLECTIONS_ROOT) not in sys.path:
     sys.path.insert(0, str(COLLECTIONS_ROOT))
-
-
-def pytest_collection_modifyitems(config, items):  # pylint: disable=unused-argument
-    """Two lanes for `make test` (pytest -n 2 --dist loadgroup).
-
-    The Docker tests (image builds, registries, the molecule fleets) mostly
-    wait on containers and share images and the registry, so they run in one
-    worker, in order; the local tritonserver deployments run in the other,
-    each file's module-scoped deployment set up once.
-    """
-    for item in items:
-        if item.get_closest_marker("docker"):
-            item.add_marker(pytest.mark.xdist_group("docker"))
-        elif item.get_closest_marker("integration"):
-            item.add_marker(pytest.mark.xdist_group("local"))
