@@ -14,7 +14,7 @@ from ansible_collections.tritonfleet.serving.tests.unit.utils import playbook_ru
 REPO = pathlib.Path(__file__).resolve().parents[2]
 
 
-def free_port_base(span=90):
+def free_port_base(span=100):
     """A base port with `span` free ports above it (the layout uses base..base+span)."""
     for _unused in range(50):
         sock = socket.socket()
