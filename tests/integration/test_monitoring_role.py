@@ -19,6 +19,7 @@ import http.server
 import json
 import os
 import pathlib
+import subprocess
 import sys
 import threading
 import time
@@ -27,6 +28,8 @@ import urllib.request
 import pytest
 
 from ansible_collections.tritonfleet.serving.tests.unit.utils import playbook_run
+from ansible_collections.tritonfleet.serving.tests.unit.roles.test_monitoring_rules import find_tool, render
+from docker_env import ensure_docker_engine
 from local_deploy import free_port_base
 
 pytestmark = pytest.mark.integration
@@ -177,3 +180,25 @@ def test_prometheus_scrapes_the_fleet_alerts_and_reloads_changed_rules(fleet):
         return kv and kv[0]["query"].endswith("> 0.8") and rules
     rules = wait_for("the new threshold loaded", reloaded, timeout=30)
     assert len(rules) == 6
+
+
+@pytest.mark.docker
+def test_the_dcgm_exporter_container_is_pinned_to_the_hosts_gpus(tmp_path):
+    """Check mode: community.docker reports the container it would create and creates nothing."""
+    ensure_docker_engine()
+    promtool = find_tool("promtool")
+    run, _config_dir = render(tmp_path, promtool, tasks_from=["dcgm_exporter"], hosts="all", extra_args=["--check"],
+                              tritonfleet_gpus=[{"index": 0}, {"index": 3}], monitoring_dcgm_exporter_port=9500)
+    assert run.rc == 0, run
+    assert run.status("Run the DCGM exporter", host="b1") == "skipped"
+    result = run.result("Run the DCGM exporter", host="a1")
+    assert result["changed"], result
+    created = [action["create_parameters"] for action in result["actions"] if "create_parameters" in action][0]
+    assert created["Image"] == "nvcr.io/nvidia/k8s/dcgm-exporter:3.3.9-3.6.1-ubuntu22.04"
+    host_config = created["HostConfig"]
+    assert host_config["DeviceRequests"] == [
+        {"Driver": "nvidia", "Count": 0, "DeviceIDs": ["0", "3"], "Capabilities": [["gpu"]], "Options": None}]
+    assert host_config["PortBindings"] == {"9400/tcp": [{"HostIp": "0.0.0.0", "HostPort": "9500"}]}
+    assert host_config["CapAdd"] == ["SYS_ADMIN"] and host_config["RestartPolicy"]["Name"] == "unless-stopped"
+    assert subprocess.run(["docker", "container", "inspect", "tritonfleet-dcgm-exporter"], capture_output=True,
+                          check=False).returncode != 0
