@@ -4,7 +4,8 @@ Two models share one engine: ``tensorrt_llm`` (decoupled, the contract's
 plain shapes, input excluded from the output) and ``tensorrt_llm_sync`` (not
 decoupled, upstream's scalar ``reshape: { shape: [ ] }`` inputs, input
 included in the output), so both transaction policies and both input layouts
-run for real.
+run for real. ``tensorrt_llm_sync`` runs two instances, whose shares of the
+TensorRT-LLM metric series add up in the one series Triton keeps.
 """
 
 import os
@@ -75,7 +76,7 @@ OUTPUTS = [
 ]
 
 
-def model_config(name, engine_dir, decoupled, exclude_input, scalar_reshape):
+def model_config(name, engine_dir, decoupled, exclude_input, scalar_reshape, instances=1):
     """A minimal config.pbtxt following the tensorrt_llm tensor contract (``engine_dir`` None leaves it unset)."""
     inputs = []
     for input_name, data_type, dims, optional in INPUTS:
@@ -102,7 +103,7 @@ def model_config(name, engine_dir, decoupled, exclude_input, scalar_reshape):
     if decoupled:
         text.append("model_transaction_policy { decoupled: true }")
     text += ["input [", ",\n".join(inputs), "]", "output [", ",\n".join(outputs), "]",
-             "instance_group [ { count: 1 kind: KIND_CPU } ]"]
+             "instance_group [ { count: %d kind: KIND_CPU } ]" % instances]
     text += ['parameters: { key: "%s" value: { string_value: "%s" } }' % item for item in parameters.items()]
     return "\n".join(text) + "\n"
 
@@ -135,7 +136,7 @@ def engine(engine_dir):
 
 @pytest.fixture(scope="module")
 def server(engine_dir, request):
-    """A tritonserver serving both models; yields (http_url, grpc_url)."""
+    """A tritonserver serving both models; yields (http_url, grpc_url, metrics_url)."""
     root = engine_dir.parent
     site = pathlib.Path(pytriton.__file__).resolve().parent.parent
     triton = site / "pytriton" / "tritonserver"
@@ -156,7 +157,8 @@ def server(engine_dir, request):
         for filename in ("model.py", "cpu_engine_runtime.py", "cpu_engine_format.py"):
             shutil.copy(MODEL_FILES / filename, version / filename)
         (repository / name / "config.pbtxt").write_text(
-            model_config(name, None if name.endswith("unset") else engine_dir, decoupled, exclude_input, reshape))
+            model_config(name, None if name.endswith("unset") else engine_dir, decoupled, exclude_input, reshape,
+                         instances=2 if name.endswith("sync") else 1))
 
     http_port, grpc_port, metrics_port = free_port(), free_port(), free_port()
     env = dict(os.environ)
@@ -197,7 +199,7 @@ def server(engine_dir, request):
         if time.time() > deadline:
             pytest.fail("tritonserver not ready after 120 s:\n%s" % log_path.read_text()[-4000:])
         time.sleep(0.25)
-    yield "127.0.0.1:%d" % http_port, "127.0.0.1:%d" % grpc_port
+    yield "127.0.0.1:%d" % http_port, "127.0.0.1:%d" % grpc_port, "http://127.0.0.1:%d/metrics" % metrics_port
 
 
 # --------------------------------------------------------------------------- helpers
@@ -370,3 +372,74 @@ def test_not_decoupled_model_includes_input_and_batches(server, engine):
     with pytest.raises(InferenceServerException, match="decoupled"):
         client.infer("tensorrt_llm_sync", streaming)
     client.close()
+
+
+# --------------------------------------------------------------------------- metrics
+
+def scrape(metrics_url):
+    """The server's nv_trt_llm_* series: {(name, frozenset of label pairs): value}."""
+    with urllib.request.urlopen(metrics_url, timeout=10) as answer:
+        text = answer.read().decode()
+    found = {}
+    for line in text.splitlines():
+        if not line.startswith("nv_trt_llm_"):
+            continue
+        head, value = line.rsplit(" ", 1)
+        name, labels = head.split("{", 1)
+        pairs = frozenset(tuple(item.split("=", 1)) for item in labels.rstrip("}").replace('"', "").split(","))
+        found[(name, pairs)] = float(value)
+    return found
+
+
+def trt_value(found, name, model, **labels):
+    return found[(name, frozenset(dict(labels, model=model, version="1").items()))]
+
+
+FAMILIES = {
+    "nv_trt_llm_request_metrics": ("request_type", {"active", "max", "scheduled", "context", "waiting"}),
+    "nv_trt_llm_runtime_memory_metrics": ("memory_type", {"cpu", "gpu", "pinned"}),
+    "nv_trt_llm_kv_cache_block_metrics": ("kv_cache_block_type",
+                                          {"max", "free", "used", "tokens_per", "reused", "fraction"}),
+    "nv_trt_llm_inflight_batcher_metrics": ("inflight_batcher_specific_metric",
+                                            {"total_context_tokens", "generation_requests", "micro_batch_id",
+                                             "paused_requests"}),
+    "nv_trt_llm_general_metrics": ("general_type", {"timestamp", "iteration_counter"}),
+    "nv_trt_llm_disaggregated_serving_metrics": ("disaggregated_serving_type",
+                                                 {"kv_cache_transfer_ms", "request_count"}),
+}
+
+
+def test_trt_llm_metrics_carry_the_backends_names_labels_and_the_engines_values(server):
+    found = scrape(server[2])
+    for model in ("tensorrt_llm", "tensorrt_llm_sync"):
+        for family, (label, values) in FAMILIES.items():
+            present = {dict(pairs)[label] for name, pairs in found
+                       if name == family and dict(pairs).get("model") == model}
+            assert present == values, (model, family)
+    # max_batch_size 8 sequences of max_seq_len 128 in 64-token blocks, per instance; two instances add up.
+    assert trt_value(found, "nv_trt_llm_kv_cache_block_metrics", "tensorrt_llm", kv_cache_block_type="max") == 16
+    assert trt_value(found, "nv_trt_llm_kv_cache_block_metrics", "tensorrt_llm_sync", kv_cache_block_type="max") == 32
+    assert trt_value(found, "nv_trt_llm_request_metrics", "tensorrt_llm_sync", request_type="max") == 16
+    assert trt_value(found, "nv_trt_llm_kv_cache_block_metrics", "tensorrt_llm", kv_cache_block_type="tokens_per") == 64
+    assert trt_value(found, "nv_trt_llm_runtime_memory_metrics", "tensorrt_llm", memory_type="cpu") > 0
+    assert trt_value(found, "nv_trt_llm_runtime_memory_metrics", "tensorrt_llm", memory_type="gpu") == 0
+
+    before = trt_value(found, "nv_trt_llm_general_metrics", "tensorrt_llm", general_type="iteration_counter")
+    responses = stream_request(server[1], make_inputs(grpcclient, [1, 40, 41, 300, 250], 7, streaming=np.array([True]),
+                                                      end_id=np.array([-1], np.int32)))
+    assert len(responses) == 7
+    # The model counts the request out just after its final response: wait for it.
+    deadline = time.time() + 10
+    while True:
+        after = scrape(server[2])
+        if trt_value(after, "nv_trt_llm_request_metrics", "tensorrt_llm", request_type="active") == 0 or \
+                time.time() > deadline:
+            break
+        time.sleep(0.1)
+    # The prompt's run, then one per token but the last.
+    assert trt_value(after, "nv_trt_llm_general_metrics", "tensorrt_llm", general_type="iteration_counter") == before + 7
+    assert trt_value(after, "nv_trt_llm_general_metrics", "tensorrt_llm", general_type="timestamp") > 1.6e15
+    for request_type in ("active", "scheduled", "context", "waiting"):
+        assert trt_value(after, "nv_trt_llm_request_metrics", "tensorrt_llm", request_type=request_type) == 0
+    assert trt_value(after, "nv_trt_llm_kv_cache_block_metrics", "tensorrt_llm", kv_cache_block_type="used") == 0
+    assert trt_value(after, "nv_trt_llm_kv_cache_block_metrics", "tensorrt_llm", kv_cache_block_type="free") == 16

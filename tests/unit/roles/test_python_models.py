@@ -197,6 +197,197 @@ def test_streaming_needs_decoupled_and_streams_real_log_probs(engine):
     assert float(pieces[-1]["cum_log_probs"][0, 0]) == pytest.approx(sum(log_probs), rel=1e-5)
 
 
+# ----------------------------------------------------------------------------------------- tensorrt_llm metrics
+
+def series(model):
+    return model.metric_values()
+
+
+def test_metrics_follow_the_sequence_the_engine_holds(engine):
+    """Active requests, the decoded sequence, its KV blocks and the iteration count are the engine's, step by step."""
+    model = engine_model.EngineModel(
+        engine, triton_config("1.x", "tensorrt_llm", max_tokens_in_paged_kv_cache=256), decoupled=True)
+    block = engine.stats.tokens_per_block
+    assert block == 64  # TensorRT-LLM's default: the CPU engine's config records none
+    idle = series(model)
+    assert idle[("nv_trt_llm_kv_cache_block_metrics", "max")] == 256 // block
+    assert idle[("nv_trt_llm_kv_cache_block_metrics", "used")] == 0
+    assert idle[("nv_trt_llm_kv_cache_block_metrics", "free")] == 256 // block
+    assert idle[("nv_trt_llm_request_metrics", "max")] == 8  # triton_max_batch_size of the engine's build
+    assert idle[("nv_trt_llm_runtime_memory_metrics", "cpu")] == engine.stats.weight_bytes > 0
+    start = idle[("nv_trt_llm_general_metrics", "iteration_counter")]
+    prompt = [(7 * i) % 250 + 3 for i in range(60)]
+    model.admit(2)  # one execute call with two requests: the second waits
+    seen = []
+    # end_id -1 never matches, so exactly 10 tokens come: 60 + 10 tokens cross one 64-token block.
+    for step, _ in enumerate(model.responses(request([prompt], output_len=10, streaming=[True], end_id=[-1]))):
+        now = series(model)
+        in_cache = len(prompt) + step  # the token just sent is not in the cache yet
+        seen.append(now[("nv_trt_llm_kv_cache_block_metrics", "used")])
+        assert now[("nv_trt_llm_kv_cache_block_metrics", "used")] == -(-in_cache // block)
+        assert now[("nv_trt_llm_kv_cache_block_metrics", "free")] == 4 - seen[-1]
+        assert now[("nv_trt_llm_kv_cache_block_metrics", "fraction")] == pytest.approx(seen[-1] / 4.0)
+        assert now[("nv_trt_llm_general_metrics", "iteration_counter")] == start + 1 + step
+        assert now[("nv_trt_llm_request_metrics", "active")] == 2
+        assert now[("nv_trt_llm_request_metrics", "scheduled")] == 1
+        assert now[("nv_trt_llm_request_metrics", "waiting")] == 1
+        context = step == 0
+        assert now[("nv_trt_llm_request_metrics", "context")] == int(context)
+        assert now[("nv_trt_llm_inflight_batcher_metrics", "total_context_tokens")] == (len(prompt) if context else 0)
+        assert now[("nv_trt_llm_inflight_batcher_metrics", "generation_requests")] == int(not context)
+        assert now[("nv_trt_llm_runtime_memory_metrics", "cpu")] > engine.stats.weight_bytes
+    assert seen == [1] * 5 + [2] * 5
+    model.done()
+    after = series(model)
+    # 10 tokens: the prompt's run, then one run per token but the last (never fed back).
+    assert after[("nv_trt_llm_general_metrics", "iteration_counter")] == start + 10
+    assert after[("nv_trt_llm_kv_cache_block_metrics", "used")] == 0
+    assert after[("nv_trt_llm_request_metrics", "scheduled")] == 0
+    assert after[("nv_trt_llm_request_metrics", "active")] == after[("nv_trt_llm_request_metrics", "waiting")] == 1
+    assert after[("nv_trt_llm_runtime_memory_metrics", "cpu")] == engine.stats.weight_bytes
+    assert after[("nv_trt_llm_general_metrics", "timestamp")] > 1.6e15  # microseconds since the epoch
+
+
+def test_a_cancelled_sequence_frees_its_blocks(engine):
+    model = engine_model.EngineModel(engine, triton_config("1.x", "tensorrt_llm"), decoupled=True)
+    stream = model.responses(request([PROMPT], output_len=20, streaming=[True], end_id=[-1]))
+    next(stream)
+    assert series(model)[("nv_trt_llm_kv_cache_block_metrics", "used")] == 1
+    stream.close()  # the client went away
+    assert series(model)[("nv_trt_llm_kv_cache_block_metrics", "used")] == 0
+    # Without a token budget the pool holds max_batch_size sequences of max_seq_len tokens.
+    assert series(model)[("nv_trt_llm_kv_cache_block_metrics", "max")] == 8 * (128 // 64)
+
+
+def test_v1_models_publish_the_v1_family(engine):
+    model = engine_model.EngineModel(engine, triton_config("0.7", "tensorrt_llm", batching_strategy="V1"),
+                                     decoupled=False)
+    names = [family[0] for family in model.families()]
+    assert "nv_trt_llm_v1_metrics" in names and "nv_trt_llm_inflight_batcher_metrics" not in names
+    assert series(model)[("nv_trt_llm_v1_metrics", "empty_generation_slots")] == 8
+
+
+class FakeMetrics:
+    """The Python backend's custom metrics as Triton keeps them: one series per name and label set, shared."""
+
+    GAUGE, COUNTER = "gauge", "counter"
+
+    def __init__(self):
+        self.series = {}
+        self.families = {}
+        self.warnings = []
+        self.fail = False
+        outer = self
+
+        class Logger:
+            @staticmethod
+            def log_warn(message):
+                outer.warnings.append(message)
+
+        class Metric:
+            def __init__(self, key):
+                self.key = key
+
+            def increment(self, value):
+                if outer.fail:
+                    raise RuntimeError("stub gone")
+                outer.series[self.key] += value
+
+            def set(self, value):
+                outer.series[self.key] = value
+
+        class MetricFamily:
+            GAUGE, COUNTER = "gauge", "counter"
+
+            def __init__(self, name, description, kind):
+                outer.families.setdefault(name, (description, kind))
+                self.name = name
+
+            def Metric(self, labels):
+                key = (self.name,) + tuple(sorted(labels.items()))
+                outer.series.setdefault(key, 0.0)
+                return Metric(key)
+
+        self.Logger = Logger
+        self.MetricFamily = MetricFamily
+
+    def value(self, name, **labels):
+        return self.series[(name,) + tuple(sorted(dict(labels, model="tensorrt_llm", version="1").items()))]
+
+
+def test_instances_add_their_shares_to_the_backends_series(engine):
+    utils = FakeMetrics()
+    config = triton_config("1.x", "tensorrt_llm", max_tokens_in_paged_kv_cache=512)
+    first = engine_model.EngineModel(engine, config, decoupled=True)
+    second = engine_model.EngineModel(engine_model.CpuEngine(engine.config, {
+        "embedding": engine.embedding, "layers": engine.layers, "final_norm": engine.final_norm,
+        "lm_head": engine.lm_head}), config, decoupled=True)
+    reporters = [engine_model.MetricsReporter(utils, model, "tensorrt_llm", "1") for model in (first, second)]
+    for reporter in reporters:
+        reporter.publish(force=True)
+    assert utils.families["nv_trt_llm_kv_cache_block_metrics"] == ("TRT LLM KV cache block metrics", "gauge")
+    assert utils.families["nv_trt_llm_disaggregated_serving_metrics"][1] == "counter"
+    assert utils.value("nv_trt_llm_kv_cache_block_metrics", kv_cache_block_type="max") == 2 * 8
+    assert utils.value("nv_trt_llm_kv_cache_block_metrics", kv_cache_block_type="tokens_per") == 64
+    assert utils.value("nv_trt_llm_request_metrics", request_type="max") == 16
+    start = utils.value("nv_trt_llm_general_metrics", general_type="iteration_counter")
+    first.admit(1)
+    reporters[0].publish(force=True)
+    assert utils.value("nv_trt_llm_request_metrics", request_type="active") == 1
+    list(first.responses(request([PROMPT], output_len=4, end_id=[-1])))
+    first.done()
+    reporters[0].publish(force=True)
+    assert utils.value("nv_trt_llm_general_metrics", general_type="iteration_counter") == start + 4
+    assert utils.value("nv_trt_llm_request_metrics", request_type="active") == 0
+    reporters[1].close()  # an instance unloads: its share leaves the series
+    assert utils.value("nv_trt_llm_kv_cache_block_metrics", kv_cache_block_type="max") == 8
+    assert utils.value("nv_trt_llm_request_metrics", request_type="max") == 8
+    assert utils.warnings == []
+
+
+def test_publishing_waits_a_period_unless_forced(engine):
+    utils = FakeMetrics()
+    now = [100.0]
+    model = engine_model.EngineModel(engine, triton_config("1.x", "tensorrt_llm"), decoupled=True)
+    reporter = engine_model.MetricsReporter(utils, model, "tensorrt_llm", "1", period_ms=100, clock=lambda: now[0])
+    reporter.publish()
+    model.admit(1)
+    reporter.publish()
+    assert utils.value("nv_trt_llm_request_metrics", request_type="active") == 0
+    now[0] += 0.25
+    reporter.publish()
+    assert utils.value("nv_trt_llm_request_metrics", request_type="active") == 1
+    model.done()
+    reporter.publish(force=True)
+    assert utils.value("nv_trt_llm_request_metrics", request_type="active") == 0
+
+
+def test_metrics_degrade_quietly_without_custom_metrics(engine):
+    class OldUtils:
+        warnings = []
+
+        class Logger:
+            @staticmethod
+            def log_warn(message):
+                OldUtils.warnings.append(message)
+
+    model = engine_model.EngineModel(engine, triton_config("1.x", "tensorrt_llm"), decoupled=True)
+    reporter = engine_model.MetricsReporter(OldUtils, model, "tensorrt_llm", "1")
+    for _ in range(3):
+        reporter.publish(force=True)
+    assert len(OldUtils.warnings) == 1 and "MetricFamily" in OldUtils.warnings[0]
+    assert list(model.responses(request([PROMPT], output_len=2)))  # still serves
+
+    utils = FakeMetrics()
+    reporter = engine_model.MetricsReporter(utils, model, "tensorrt_llm", "1")
+    utils.fail = True
+    model.admit(1)
+    for _ in range(3):
+        reporter.publish(force=True)
+    model.done()
+    assert len(utils.warnings) == 1 and "no longer updated" in utils.warnings[0]
+
+
 # ----------------------------------------------------------------------------------------- pre/postprocessing
 
 class FakeTokenizer:

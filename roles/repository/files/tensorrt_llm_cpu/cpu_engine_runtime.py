@@ -23,6 +23,8 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
+import time
+import weakref
 
 import numpy as np
 
@@ -50,6 +52,112 @@ class KVCache:
     @property
     def capacity(self):
         return self.keys.shape[2]
+
+
+# TensorRT-LLM's default paged KV-cache block size (plugin_config.tokens_per_block).
+DEFAULT_TOKENS_PER_BLOCK = 64
+
+
+class EngineStats:
+    """What the engine holds and does, in the terms of TensorRT-LLM's iteration and KV-cache statistics.
+
+    The CPU engine keeps each sequence's keys and values in one array; the
+    statistics count them as the paged cache TensorRT-LLM would use for the
+    same tokens: a sequence holding ``n`` tokens occupies ``ceil(n /
+    tokens_per_block)`` blocks of a pool of ``max_blocks``. An iteration is one
+    run of the model (a sequence's prompt, or one generated token), as one
+    step of TensorRT-LLM's batch manager. Between sequences nothing is
+    scheduled and the per-iteration figures read zero. ``listener`` (a
+    callable, or None) is told after every change, so a metrics reporter can
+    publish as the engine runs.
+    """
+
+    def __init__(self, tokens_per_block, max_blocks, weight_bytes, clock=time.time_ns):
+        self.tokens_per_block = int(tokens_per_block)
+        self.max_blocks = self.default_blocks = int(max_blocks)
+        self.weight_bytes = int(weight_bytes)
+        self.clock = clock
+        self.listener = None
+        self.iterations = 0
+        self.last_iteration_ns = None
+        self.context_tokens = 0   # prompt tokens the latest iteration ran
+        self.context_requests = 0
+        self.generation_requests = 0
+        self._live = {}           # cache id -> [tokens held, bytes allocated]
+
+    def set_token_budget(self, max_tokens):
+        """Size the pool from ``max_tokens_in_paged_kv_cache`` (whole blocks of it), or None for the engine's own."""
+        if max_tokens is None:
+            self.max_blocks = self.default_blocks
+        else:
+            self.max_blocks = max(int(max_tokens) // self.tokens_per_block, 0)
+        self._changed()
+
+    def blocks(self, tokens):
+        return -(-int(tokens) // self.tokens_per_block)
+
+    def track(self, cache):
+        """Count ``cache`` as live until :meth:`release` (or until it is garbage collected)."""
+        key = id(cache)
+        self._live[key] = [cache.length, cache.keys.nbytes + cache.values.nbytes]
+        cache.release = weakref.finalize(cache, self._forget, key)
+
+    def release(self, cache):
+        finalizer = getattr(cache, "release", None)
+        if finalizer is not None:
+            finalizer()
+
+    def _forget(self, key):
+        if self._live.pop(key, None) is not None:
+            self._changed()
+
+    def iteration(self, cache, new_tokens, context):
+        """Record one run of the model over ``new_tokens`` tokens of the sequence in ``cache``."""
+        entry = self._live.get(id(cache))
+        if entry is not None:
+            entry[0] = cache.length
+        self.iterations += 1
+        self.last_iteration_ns = self.clock()
+        self.context_requests = 1 if context else 0
+        self.generation_requests = 0 if context else 1
+        self.context_tokens = int(new_tokens) if context else 0
+        self._changed()
+
+    def _changed(self):
+        if self.listener is not None:
+            self.listener()
+
+    @property
+    def scheduled(self):
+        """Sequences the latest iteration ran (the engine decodes one at a time)."""
+        return min(len(self._live), 1)
+
+    @property
+    def used_blocks(self):
+        return sum(self.blocks(tokens) for tokens, _ in self._live.values())
+
+    @property
+    def cache_bytes(self):
+        return sum(size for _, size in self._live.values())
+
+    def snapshot(self):
+        """The figures now, as a dict (names as TensorRT-LLM's statistics call them)."""
+        used = self.used_blocks
+        return {
+            "iterations": self.iterations,
+            "timestamp_us": 0 if self.last_iteration_ns is None else self.last_iteration_ns // 1000,
+            "scheduled": self.scheduled,
+            "context_requests": self.context_requests if self._live else 0,
+            "generation_requests": self.generation_requests if self._live else 0,
+            "context_tokens": self.context_tokens if self._live else 0,
+            "tokens_per_block": self.tokens_per_block,
+            "max_blocks": self.max_blocks,
+            "used_blocks": used,
+            # Blocks beyond the pool (a budget below one sequence) are not free ones.
+            "free_blocks": max(self.max_blocks - used, 0),
+            "fraction": (float(used) / self.max_blocks) if self.max_blocks else 0.0,
+            "cpu_bytes": self.weight_bytes + self.cache_bytes,
+        }
 
 
 class _Layer:
@@ -126,6 +234,15 @@ class CpuEngine:
         self._sin = np.sin(angles).astype(np.float32)
         self._scale = np.float32(1.0 / np.sqrt(self.head_size))
 
+        plugin = build.get("plugin_config") or {}
+        tokens_per_block = int(plugin.get("tokens_per_block") or build.get("tokens_per_block")
+                               or DEFAULT_TOKENS_PER_BLOCK)
+        # Without a token budget, the pool holds max_batch_size sequences of max_seq_len tokens.
+        weight_bytes = sum(array.nbytes for array in (self.embedding, self.final_norm, self.lm_head))
+        weight_bytes += sum(getattr(layer, name).nbytes for layer in self.layers for name in _Layer.__slots__)
+        self.stats = EngineStats(tokens_per_block,
+                                 self.max_batch_size * -(-self.max_seq_len // tokens_per_block), weight_bytes)
+
     # ------------------------------------------------------------------ loading
 
     @classmethod
@@ -199,8 +316,14 @@ class CpuEngine:
     # ------------------------------------------------------------------ model
 
     def new_cache(self, capacity=None):
-        """An empty KV cache for one sequence of up to ``capacity`` (default max_seq_len) tokens."""
-        return KVCache(self.num_layers, self.num_kv_heads, capacity or self.max_seq_len, self.head_size)
+        """An empty KV cache for one sequence of up to ``capacity`` (default max_seq_len) tokens.
+
+        The engine's statistics count it as live until it is garbage collected
+        or ``self.stats.release(cache)``.
+        """
+        cache = KVCache(self.num_layers, self.num_kv_heads, capacity or self.max_seq_len, self.head_size)
+        self.stats.track(cache)
+        return cache
 
     def _embed(self, ids, prompt_embedding_table):
         if prompt_embedding_table is None:
@@ -259,6 +382,7 @@ class CpuEngine:
             gate_up = h @ layer.gate_up
             x = x + (_silu(gate_up[:, :self.intermediate_size]) * gate_up[:, self.intermediate_size:]) @ layer.down
         cache.length = end
+        self.stats.iteration(cache, count, context=start == 0)
         if not all_logits:
             x = x[-1:]
         return _rms_norm(x, self.final_norm, self.rms_norm_eps) @ self.lm_head
@@ -378,6 +502,14 @@ class CpuEngine:
         np.add.at(counts, ids[ids < self.vocab_size], 1)
         present = counts > 0
         cache = self.new_cache(ids.size + max_new_tokens)
+        try:
+            for step in self._decode(ids, cache, max_new_tokens, sequence, counts, present, s):
+                yield step
+        finally:
+            # A generator closed early (a cancelled request) frees its blocks now, not at garbage collection.
+            self.stats.release(cache)
+
+    def _decode(self, ids, cache, max_new_tokens, sequence, counts, present, s):
         sink = s["context_logits"]
         prompt_logits = self.forward(ids, cache, s["table"], all_logits=sink is not None)
         if sink is not None:

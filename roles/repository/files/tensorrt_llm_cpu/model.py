@@ -36,6 +36,24 @@ paths are resolved against the model's directory), ``exclude_input_in_output``
 (default true), ``max_beam_width`` (default 1). GPU-only parameters are
 ignored.
 
+Metrics: the model publishes the TensorRT-LLM backend's metric families
+(``nv_trt_llm_request_metrics``, ``nv_trt_llm_runtime_memory_metrics``,
+``nv_trt_llm_kv_cache_block_metrics``, ``nv_trt_llm_inflight_batcher_metrics``
+or, for ``gpt_model_type`` V1, ``nv_trt_llm_v1_metrics``,
+``nv_trt_llm_general_metrics`` and ``nv_trt_llm_disaggregated_serving_metrics``)
+with the backend's names and labels (``model``, ``version`` and the family's
+own), through the Python backend's custom metrics. The values are the CPU
+engine's own: requests it holds, the sequence it decodes, the KV cache it
+holds counted in blocks of a pool sized by ``max_tokens_in_paged_kv_cache``
+(else ``max_batch_size`` sequences of ``max_seq_len`` tokens), its iteration
+count, the bytes of its weights and caches. Several instances of the model
+add their counts into the same series (their own share each), as one
+backend instance's figures would add up; the block fraction, the block size
+and the timestamp are the latest instance's. They are published at most every
+``stats_check_period_ms`` (100 by default, the backend's) while decoding and
+at once when a request arrives or ends. A Python backend without custom
+metrics serves the model without them (one warning in the log).
+
 Decoupled, each request's responses go through its response sender
 (``streaming`` true: one response per token); not decoupled, one response per
 request, and ``streaming`` is refused as the TensorRT-LLM backend refuses it.
@@ -103,6 +121,29 @@ IGNORED = ("len_penalty", "early_stopping", "beam_search_diversity_rate", "runti
            "retention_token_range_ends", "retention_token_range_priorities",
            "retention_token_range_durations_ms", "retention_decode_priority", "retention_decode_duration_ms")
 PERF_TIMES = ("arrival_time_ns", "first_scheduled_time_ns", "first_token_time_ns", "last_token_time_ns")
+
+# The TensorRT-LLM backend's metric families: (name, help, the family's label, its values, kind).
+REQUEST_METRICS = ("nv_trt_llm_request_metrics", "TRT LLM request metrics", "request_type",
+                   ("active", "max", "scheduled", "context", "waiting"), "gauge")
+MEMORY_METRICS = ("nv_trt_llm_runtime_memory_metrics", "TRT LLM runtime memory metrics", "memory_type",
+                  ("cpu", "gpu", "pinned"), "gauge")
+KV_CACHE_METRICS = ("nv_trt_llm_kv_cache_block_metrics", "TRT LLM KV cache block metrics", "kv_cache_block_type",
+                    ("max", "free", "used", "tokens_per", "reused", "fraction"), "gauge")
+INFLIGHT_BATCHER_METRICS = ("nv_trt_llm_inflight_batcher_metrics", "TRT LLM inflight_batcher-specific metrics",
+                            "inflight_batcher_specific_metric",
+                            ("total_context_tokens", "generation_requests", "micro_batch_id", "paused_requests"),
+                            "gauge")
+V1_METRICS = ("nv_trt_llm_v1_metrics", "TRT LLM v1-specific metrics", "v1_specific_metric",
+              ("total_context_tokens", "total_generation_tokens", "empty_generation_slots"), "gauge")
+GENERAL_METRICS = ("nv_trt_llm_general_metrics", "General TRT LLM metrics", "general_type",
+                   ("timestamp", "iteration_counter"), "gauge")
+DISAGGREGATED_METRICS = ("nv_trt_llm_disaggregated_serving_metrics", "TRT LLM disaggregated serving metrics",
+                         "disaggregated_serving_type", ("kv_cache_transfer_ms", "request_count"), "counter")
+# Series that are one instance's reading, not a count its share adds to (the last instance to publish wins).
+ABSOLUTE_SERIES = frozenset([
+    ("nv_trt_llm_kv_cache_block_metrics", "tokens_per"), ("nv_trt_llm_kv_cache_block_metrics", "fraction"),
+    ("nv_trt_llm_inflight_batcher_metrics", "micro_batch_id"), ("nv_trt_llm_general_metrics", "timestamp"),
+])
 
 
 def _parameter(parameters, name):
@@ -253,6 +294,68 @@ class EngineModel:
         # Up to 0.12 the backend answered every declared output; 0.19 (the
         # release that added sequence_index) only what was asked for.
         self.always = "sequence_index" not in self.output_types
+        self.v1 = (_parameter(parameters, "gpt_model_type") or "").lower() == "v1"
+        self.max_requests = _int_parameter(parameters, "max_num_sequences", engine.max_batch_size)
+        engine.stats.set_token_budget(_int_parameter(parameters, "max_tokens_in_paged_kv_cache", None))
+        self.active = 0  # requests received whose final response has not gone yet
+
+    # ------------------------------------------------------------------ metrics
+
+    def admit(self, count):
+        """``count`` requests arrived (one execute call's)."""
+        self.active += count
+
+    def done(self):
+        """One request's final response went out."""
+        self.active = max(self.active - 1, 0)
+
+    def families(self):
+        """The metric families this model publishes, as the backend has them for its gpt_model_type."""
+        return (REQUEST_METRICS, MEMORY_METRICS, KV_CACHE_METRICS,
+                V1_METRICS if self.v1 else INFLIGHT_BATCHER_METRICS, GENERAL_METRICS, DISAGGREGATED_METRICS)
+
+    def metric_values(self):
+        """Every series' value now: {(family name, label value): number}."""
+        stats = self.engine.stats.snapshot()
+        scheduled = stats["scheduled"]
+        values = {
+            ("nv_trt_llm_request_metrics", "active"): self.active,
+            ("nv_trt_llm_request_metrics", "max"): self.max_requests,
+            ("nv_trt_llm_request_metrics", "scheduled"): scheduled,
+            ("nv_trt_llm_request_metrics", "context"): stats["context_requests"],
+            ("nv_trt_llm_request_metrics", "waiting"): max(self.active - scheduled, 0),
+            # Weights and KV caches live in host memory; nothing is on a GPU or pinned.
+            ("nv_trt_llm_runtime_memory_metrics", "cpu"): stats["cpu_bytes"],
+            ("nv_trt_llm_runtime_memory_metrics", "gpu"): 0,
+            ("nv_trt_llm_runtime_memory_metrics", "pinned"): 0,
+            ("nv_trt_llm_kv_cache_block_metrics", "max"): stats["max_blocks"],
+            ("nv_trt_llm_kv_cache_block_metrics", "free"): stats["free_blocks"],
+            ("nv_trt_llm_kv_cache_block_metrics", "used"): stats["used_blocks"],
+            ("nv_trt_llm_kv_cache_block_metrics", "tokens_per"): stats["tokens_per_block"],
+            # No cache outlives its request, so no block is ever reused.
+            ("nv_trt_llm_kv_cache_block_metrics", "reused"): 0,
+            ("nv_trt_llm_kv_cache_block_metrics", "fraction"): stats["fraction"],
+            ("nv_trt_llm_general_metrics", "timestamp"): stats["timestamp_us"],
+            ("nv_trt_llm_general_metrics", "iteration_counter"): stats["iterations"],
+            # No disaggregated serving: nothing is transferred.
+            ("nv_trt_llm_disaggregated_serving_metrics", "kv_cache_transfer_ms"): 0,
+            ("nv_trt_llm_disaggregated_serving_metrics", "request_count"): 0,
+        }
+        if self.v1:
+            values.update({
+                ("nv_trt_llm_v1_metrics", "total_context_tokens"): stats["context_tokens"],
+                ("nv_trt_llm_v1_metrics", "total_generation_tokens"): stats["generation_requests"],
+                ("nv_trt_llm_v1_metrics", "empty_generation_slots"): max(self.engine.max_batch_size - scheduled, 0),
+            })
+        else:
+            values.update({
+                ("nv_trt_llm_inflight_batcher_metrics", "total_context_tokens"): stats["context_tokens"],
+                ("nv_trt_llm_inflight_batcher_metrics", "generation_requests"): stats["generation_requests"],
+                # One micro batch, and a request once scheduled runs to its end: none is paused.
+                ("nv_trt_llm_inflight_batcher_metrics", "micro_batch_id"): 0,
+                ("nv_trt_llm_inflight_batcher_metrics", "paused_requests"): 0,
+            })
+        return values
 
     # ------------------------------------------------------------------ checks
 
@@ -467,6 +570,95 @@ class EngineModel:
         return value if dtype is None else value.astype(dtype, copy=False)
 
 
+class MetricsReporter:
+    """Publishes an :class:`EngineModel`'s metric values through the Python backend's custom metrics.
+
+    Every instance of a model creates the same series (same names and
+    labels), which Triton keeps as one; each instance therefore adds the
+    change of its own share (``increment``) rather than setting the value,
+    except for the series of ``ABSOLUTE_SERIES``. ``utils`` is
+    ``triton_python_backend_utils``; without ``MetricFamily`` (Python backends
+    before custom metrics) or when Triton refuses the families, the reporter
+    logs once and does nothing.
+    """
+
+    def __init__(self, utils, model, model_name, model_version, period_ms=100, clock=time.monotonic):
+        self.model = model
+        self.period = max(period_ms, 0) / 1000.0
+        self.clock = clock
+        self.logger = utils.Logger
+        self.model_name = model_name
+        self.metrics = {}
+        self.shares = {}
+        self.last = None
+        self.enabled = False
+        family_class = getattr(utils, "MetricFamily", None)
+        if family_class is None:
+            self._warn("this Python backend has no custom metrics (MetricFamily); the nv_trt_llm_* metrics are "
+                       "not published")
+            return
+        kinds = {"gauge": family_class.GAUGE, "counter": family_class.COUNTER}
+        try:
+            self._families = []
+            for name, description, label, values, kind in model.families():
+                family = family_class(name=name, description=description, kind=kinds[kind])
+                self._families.append(family)  # a family dropped by Python takes its series with it
+                for value in values:
+                    self.metrics[(name, value)] = family.Metric(
+                        labels={"model": model_name, "version": str(model_version), label: value})
+        except Exception as exc:  # Triton refusing a family must not stop the model from serving
+            self._warn("cannot create the nv_trt_llm_* metrics (%s: %s); they are not published"
+                       % (type(exc).__name__, exc))
+            self.metrics = {}
+            return
+        self.enabled = True
+
+    def _warn(self, message):
+        self.logger.log_warn("model %s: %s" % (self.model_name, message))
+
+    def publish(self, force=False):
+        """Send what changed since the last publication; unless ``force``, at most once a period."""
+        if not self.enabled:
+            return
+        now = self.clock()
+        if not force and self.last is not None and now - self.last < self.period:
+            return
+        self.last = now
+        try:
+            for key, value in self.model.metric_values().items():
+                self._send(key, float(value))
+        except Exception as exc:  # a metrics failure must not fail requests; say so once and stop trying
+            self.enabled = False
+            self._warn("publishing the nv_trt_llm_* metrics failed (%s: %s); they are no longer updated"
+                       % (type(exc).__name__, exc))
+
+    def _send(self, key, value):
+        metric = self.metrics.get(key)
+        if metric is None:
+            return
+        previous = self.shares.get(key, 0.0)
+        if value == previous:
+            return
+        if key in ABSOLUTE_SERIES:
+            metric.set(value)
+        else:
+            metric.increment(value - previous)
+        self.shares[key] = value
+
+    def close(self):
+        """Take this instance's share out of the series the other instances keep."""
+        if not self.enabled:
+            return
+        self.enabled = False
+        try:
+            for key, share in self.shares.items():
+                if share and key not in ABSOLUTE_SERIES and key[0] != DISAGGREGATED_METRICS[0]:
+                    self.metrics[key].increment(-share)
+        except Exception:  # unloading anyway
+            pass
+        self.shares = {}
+
+
 def _error(message):
     # Older Python backends take no error code; INVALID_ARG tells clients the
     # request, not the server, is at fault.
@@ -500,6 +692,10 @@ class TritonPythonModel:
             raise ValueError("model %s: %s" % (self.model_name, exc))
         self.model = EngineModel(engine, model_config, self.decoupled)
         self.input_names = list(self.model.inputs)
+        self.metrics = MetricsReporter(pb_utils, self.model, self.model_name, args.get("model_version", "1"),
+                                       _int_parameter(parameters, "stats_check_period_ms", 100))
+        engine.stats.listener = self.metrics.publish
+        self.metrics.publish(force=True)
 
         if self.model.max_beam_width > engine.max_beam_width:
             pb_utils.Logger.log_warn(
@@ -528,14 +724,31 @@ class TritonPythonModel:
             output_tensors=[pb_utils.Tensor(name, value) for name, value in values.items()])
 
     def execute(self, requests):
+        self.model.admit(len(requests))
+        self.metrics.publish(force=True)
         if self.decoupled:
             for request in requests:
-                self._execute_decoupled(request)
+                try:
+                    self._execute_decoupled(request)
+                finally:
+                    self._request_done()
             return None
-        return [self._execute_single(request) for request in requests]
+        responses = []
+        for request in requests:
+            try:
+                responses.append(self._execute_single(request))
+            finally:
+                self._request_done()
+        return responses
+
+    def _request_done(self):
+        self.model.done()
+        self.metrics.publish(force=True)
 
     def finalize(self):
         pb_utils.Logger.log_info("model %s: unloading the CPU reference engine" % self.model_name)
+        self.metrics.close()
+        self.model.engine.stats.listener = None
         self.model = None
 
     def _execute_single(self, request):
