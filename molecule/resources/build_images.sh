@@ -6,6 +6,7 @@
 #   tritonserver  tritonfleet-test/nvidia/tritonserver:24.01-trtllm-python-py3   CPU Triton stand-in
 #   tensorrt-llm  tritonfleet-test/nvidia/tensorrt-llm/release:0.7.1             CPU TRT-LLM build stand-in
 #   registry      tritonfleet-test/registry:2                   Debian's docker-registry with htpasswd auth
+#   dcgm-exporter tritonfleet-test/nvidia/k8s/dcgm-exporter:3.3.9-3.6.1-ubuntu22.04   DCGM exporter stand-in
 #
 # Each image carries the label org.tritonfleet.inputs = sha256 of its inputs
 # (its recipe files, the repository files copied into it, the pins, the ID of
@@ -24,7 +25,7 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 MIRROR=${TRITONFLEET_DEBIAN_MIRROR:-http://deb.debian.org/debian}
-ALL=(debian fleet-host tritonserver tensorrt-llm registry)
+ALL=(debian fleet-host tritonserver tensorrt-llm registry dcgm-exporter)
 # The Python packages the stand-in Triton image serves the project's models with
 # (roles/repository/files/*: numpy, safetensors, tokenizers via transformers'
 # AutoTokenizer), at the pins of requirements.txt, which also constrains
@@ -47,10 +48,10 @@ while [ $# -gt 0 ]; do
   case $1 in
     --force) force=1 ;;
     --list)
-      printf '%s\n' "$IMAGE_DEBIAN" "$IMAGE_FLEET_HOST" "$IMAGE_TRITON" "$IMAGE_TRTLLM" "$IMAGE_REGISTRY"
+      printf '%s\n' "$IMAGE_DEBIAN" "$IMAGE_FLEET_HOST" "$IMAGE_TRITON" "$IMAGE_TRTLLM" "$IMAGE_REGISTRY" "$IMAGE_DCGM"
       exit 0 ;;
     -h|--help) usage; exit 0 ;;
-    debian|fleet-host|tritonserver|tensorrt-llm|registry) targets+=("$1") ;;
+    debian|fleet-host|tritonserver|tensorrt-llm|registry|dcgm-exporter) targets+=("$1") ;;
     *) usage >&2; die "unknown argument '$1'" ;;
   esac
   shift
@@ -68,7 +69,7 @@ declare -A wanted=()
 for t in "${targets[@]}"; do
   case $t in
     debian) wanted[debian]=1 ;;
-    fleet-host|registry) wanted[debian]=1; wanted[$t]=1 ;;
+    fleet-host|registry|dcgm-exporter) wanted[debian]=1; wanted[$t]=1 ;;
     tritonserver) wanted[debian]=1; wanted[tritonserver]=1 ;;
     tensorrt-llm) wanted[debian]=1; wanted[tritonserver]=1; wanted[tensorrt-llm]=1 ;;
   esac
@@ -233,6 +234,10 @@ build_tritonserver() {
   docker_build "$short" "$image" "$hash" "$context"
 }
 
+build_dcgm_exporter() {
+  docker_build "$1" "$2" "$3" "$(make_context "$1" "$RESOURCES_DIR/standin/dcgm_exporter_standin.py")"
+}
+
 build_tensorrt_llm() {
   docker_build "$1" "$2" "$3" "$(make_context "$1" "$RESOURCES_DIR/standin/trtllm_standin.py" "${CPU_BUILDER_FILES[@]}")"
 }
@@ -262,6 +267,11 @@ fi
 if [ -n "${wanted[registry]:-}" ]; then
   hash=$(inputs_hash "dir:$RESOURCES_DIR/images/registry" "text:base=$base")
   ensure_image registry "$IMAGE_REGISTRY" "$hash" build_registry
+fi
+if [ -n "${wanted[dcgm-exporter]:-}" ]; then
+  hash=$(inputs_hash "dir:$RESOURCES_DIR/images/dcgm-exporter" "file:$RESOURCES_DIR/standin/dcgm_exporter_standin.py" \
+    "text:base=$base")
+  ensure_image dcgm-exporter "$IMAGE_DCGM" "$hash" build_dcgm_exporter
 fi
 
 # Newest first: an old image can go only after the old images built on it.

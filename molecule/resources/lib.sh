@@ -15,6 +15,7 @@ IMAGE_FLEET_HOST=tritonfleet-test/fleet-host:bookworm
 IMAGE_TRITON=tritonfleet-test/nvidia/tritonserver:24.01-trtllm-python-py3
 IMAGE_TRTLLM=tritonfleet-test/nvidia/tensorrt-llm/release:0.7.1
 IMAGE_REGISTRY=tritonfleet-test/registry:2
+IMAGE_DCGM=tritonfleet-test/nvidia/k8s/dcgm-exporter:3.3.9-3.6.1-ubuntu22.04
 
 # Run flags that let a fleet-host container boot systemd and run its own
 # dockerd without --privileged (which these machines refuse) and without

@@ -10,8 +10,10 @@
 #        registry.sh push      log in, push the two stand-ins, log out:
 #                                localhost:PORT/nvidia/tritonserver:24.01-trtllm-python-py3
 #                                localhost:PORT/nvidia/tensorrt-llm/release:0.7.1
-#                              and push the Debian base, anonymously, as the probe image:
+#                              and push, anonymously, the Debian base as the probe image and the
+#                              DCGM exporter stand-in (NGC serves both publicly):
 #                                localhost:PUBLIC_PORT/nvidia/cuda:12.4.1-base-ubuntu22.04
+#                                localhost:PUBLIC_PORT/nvidia/k8s/dcgm-exporter:3.3.9-3.6.1-ubuntu22.04
 #        registry.sh status [NETWORK]   say whether it runs, and the address fleet hosts on NETWORK
 #                                       (default bridge) use
 #        registry.sh stop      remove the container (the pushed images stay in volume tritonfleet-registry-data)
@@ -42,6 +44,7 @@ PUSHED=(
 # Debian base has. It shares its layer with the stand-ins above.
 PUBLIC_PUSHED=(
   "$IMAGE_DEBIAN nvidia/cuda:12.4.1-base-ubuntu22.04"
+  "$IMAGE_DCGM nvidia/k8s/dcgm-exporter:3.3.9-3.6.1-ubuntu22.04"
 )
 
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
