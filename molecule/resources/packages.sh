@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build a flat apt repository for the gpu_host role's air-gapped install path
 # (gpu_host_package_source: directory): the .deb files of docker.io,
-# python3-requests and haproxy (the gateway) and of every dependency the fleet-host image lacks
+# python3-requests, haproxy (the gateway), prometheus and prometheus-node-exporter (monitoring) and of every dependency the fleet-host image lacks
 # (Recommends included, so installs with or without recommends both work),
 # the stand-in nvidia-container-toolkit package built here from
 # standin/nvidia-container-toolkit/ (dpkg-deb), plus Packages and Release
@@ -10,7 +10,8 @@
 #
 # Usage: packages.sh DIR
 # Environment:
-#   TRITONFLEET_PACKAGES  packages to make installable (default "docker.io python3-requests haproxy")
+#   TRITONFLEET_PACKAGES  packages to make installable (default "docker.io python3-requests haproxy prometheus
+#                         prometheus-node-exporter")
 #
 # The download runs in a throwaway fleet-host container (the image must exist:
 # build_images.sh fleet-host), so the set matches that image exactly. A DIR
@@ -25,7 +26,7 @@ case ${1:-} in
   ''|-h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; [ -n "${1:-}" ]; exit ;;
 esac
 dir=$(realpath -m "$1")
-read -r -a packages <<<"${TRITONFLEET_PACKAGES:-docker.io python3-requests haproxy}"
+read -r -a packages <<<"${TRITONFLEET_PACKAGES:-docker.io python3-requests haproxy prometheus prometheus-node-exporter}"
 
 ensure_docker
 need_cmd dpkg-scanpackages "apt-get install dpkg-dev"

@@ -11,6 +11,7 @@ import urllib.request
 import pytest
 
 from local_deploy import Deployment, assert_refused_in_preflight, free_port_base
+from prometheus_api import active_targets, panel_queries, query, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -60,6 +61,36 @@ def test_each_server_has_its_own_ports_shm_prefix_and_log(converged):
         log = dep.root / "logs" / ("%s.log" % name)
         assert "Started GRPCInferenceService" in log.read_text()
     assert len(prefixes) == 2
+
+
+# Panels that read NVIDIA's DCGM exporter, which runs only on GPU hosts of the docker runtime;
+# test_prometheus_reads_the_gpu_panels_from_a_dcgm_exporter covers them.
+GPU_PANELS = {"GPU utilization", "GPU memory in use"}
+
+
+def test_prometheus_scrapes_every_target_and_every_panel_has_data(converged):
+    dep, first = converged
+    assert first.rc == 0, first
+    url = "http://127.0.0.1:%d" % (dep.port_base + 90)
+    shown = first.result("Show where Prometheus is and which targets are down", host="localhost")["msg"]
+    assert shown == ["Prometheus on localhost: %s (5 of 5 targets up)" % url], shown
+    targets = active_targets(url)
+    assert sorted(t["labels"]["job"] for t in targets) == ["gateway", "node", "prometheus", "triton", "triton"], targets
+    assert all(t["health"] == "up" for t in targets), targets
+    servers = {t["labels"]["server"]: t["labels"] for t in targets if t["labels"]["job"] == "triton"}
+    assert sorted(servers) == ["triton0", "triton1"], servers
+    assert all(labels["host"] == "localhost" and labels["model_group"] == "default" for labels in servers.values())
+
+    # Rates need two scrapes after the verify requests; the local default scrapes every 5 s.
+    wanted = [(title, expr) for title, expr in panel_queries() if title not in GPU_PANELS]
+    assert len(wanted) >= 10, wanted
+
+    def empty():
+        return [title for title, expr in wanted if not query(url, expr)]
+
+    wait_for(lambda: not empty(), 60, lambda: "panels without data: %s" % empty())
+    # The deployment is healthy: no alert fires.
+    assert query(url, 'ALERTS{alertstate="firing"}') == []
 
 
 def test_second_run_changes_nothing_and_keeps_the_same_processes(converged):
