@@ -50,9 +50,13 @@ def _server_address(hostvars, host):
 def gateway_frontends(model_groups, hostvars, hosts, ensemble_model='ensemble', default_group='default'):
     """``gateway_model_groups | gateway_frontends(hostvars, groups.triton_servers)``.
 
-    Returns each model group with the servers behind it, and the hosts whose
+    Returns each model group with the servers behind it, the hosts whose
     layout is unknown (they did not run the servers layout in this run: an
-    unreachable host), which are left out of the backends.
+    unreachable host), which are left out of the backends, and the servers
+    left out because they did not pass verification in this run (the verify
+    role's ``tritonfleet_servers_unverified``: a failed health check, answer
+    or ROUGE gate keeps a server out of service even though its host's layout
+    is still in hostvars).
     """
     if not isinstance(model_groups, (list, tuple)):
         raise AnsibleFilterError("gateway_frontends: gateway_model_groups must be a list of mappings, got %r" % (model_groups,))
@@ -67,6 +71,7 @@ def gateway_frontends(model_groups, hostvars, hosts, ensemble_model='ensemble', 
         by_name[frontend['name']] = frontend
     unknown_layout = []
     unserved = []
+    unverified = []
     for host in hosts or []:
         hv = hostvars[host]
         layout = hv.get('tritonfleet_servers')
@@ -79,11 +84,15 @@ def gateway_frontends(model_groups, hostvars, hosts, ensemble_model='ensemble', 
             unserved.append(dict(host=to_text(host), model_group=group_name))
             continue
         address = _server_address(hostvars, host)
+        failed = set(to_text(name) for name in hv.get('tritonfleet_servers_unverified') or [])
         for server in layout:
+            if to_text(server['name']) in failed:
+                unverified.append(dict(host=to_text(host), server=to_text(server['name'])))
+                continue
             frontend['servers'].append(dict(
                 name=gateway_server_name(host, server['name']), host=to_text(host), address=address,
                 http_port=int(server['http_port']), grpc_port=int(server['grpc_port'])))
-    return dict(frontends=frontends, unknown_layout=unknown_layout, unserved=unserved)
+    return dict(frontends=frontends, unknown_layout=unknown_layout, unserved=unserved, unverified=unverified)
 
 
 def gateways_available(hosts, hostvars):

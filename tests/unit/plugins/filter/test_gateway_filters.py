@@ -33,6 +33,16 @@ def test_servers_stand_behind_their_model_group_with_the_address_the_gateway_rea
     assert [(s["name"], s["address"]) for s in llama["servers"]] == [("b1.triton0", "10.1.0.5")]
     assert view["unknown_layout"] == ["down"]
     assert view["unserved"] == [{"host": "other", "model_group": "mistral"}]
+    assert view["unverified"] == []
+
+
+def test_servers_that_did_not_pass_verification_stay_out():
+    # a fresh host whose ROUGE gate failed still has its layout in hostvars, and the verify role's mark
+    hostvars = dict(HOSTVARS, a1=dict(HOSTVARS["a1"], tritonfleet_servers_unverified=["triton1"]),
+                    a2=dict(HOSTVARS["a2"], tritonfleet_servers_unverified=[]))
+    view = gateway_frontends(GROUPS, hostvars, ["a1", "a2"])
+    assert [s["name"] for s in view["frontends"][0]["servers"]] == ["a1.triton0", "a2.triton0"]
+    assert view["unverified"] == [{"host": "a1", "server": "triton1"}]
 
 
 def test_a_group_nobody_serves_has_no_servers():
