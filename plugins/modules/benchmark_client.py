@@ -17,7 +17,7 @@ description:
     sends its next request when its previous one is done, on a gRPC channel of its own.
   - Records per request the time to first token, the latency and the tokens (one streamed response per token), and
     returns the level's figures as the benchmark report stores them (see RV(level)).
-  - A failed request is counted in RV(level.errors), never retried. No request starts after O(deadline) seconds; one not
+  - A failed request is counted in the C(errors) of RV(level), never retried. No request starts after O(deadline) seconds; one not
     sent by then counts as an error too.
   - It never reports a change. Check mode sends nothing (see the C(check_mode) attribute).
 author:
@@ -26,7 +26,6 @@ requirements:
   - tritonclient[grpc] and numpy
 extends_documentation_fragment:
   - tritonfleet.serving.attributes
-  - tritonfleet.serving.triton
 attributes:
   check_mode:
     support: partial
@@ -38,6 +37,11 @@ attributes:
     details:
       - The module changes nothing, so there is nothing to diff.
 options:
+  url:
+    description:
+      - The server's or the gateway's gRPC address, C(host:port), with or without V(grpc://) (V(grpcs://) turns TLS on).
+      - Defaults to C(127.0.0.1:8001).
+    type: str
   model:
     description: Model to send the requests to.
     type: str

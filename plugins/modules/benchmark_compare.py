@@ -20,11 +20,12 @@ description:
     percent; a throughput figure (output tokens/s) fails when it fell by more than O(throughput_tolerance) percent. A
     change of exactly the tolerance passes. The failure names the tool, the concurrency, the figure, both values and
     the tolerance.
-  - A level or figure the reference has and the candidate lacks fails the check: a check that could not measure
+  - A level or figure the reference has and the candidate lacks fails the check, since a check that could not measure
     never passes.
 author:
   - tritonfleet maintainers (@tritonfleet)
 extends_documentation_fragment:
+  - tritonfleet.serving.attributes
   - tritonfleet.serving.attributes.INFO_MODULE
 options:
   reference:

@@ -147,7 +147,7 @@ def test_better_figures_pass():
 def test_worse_latency_fails_naming_figure_values_and_tolerance():
     ref = _report(_level(1))
     cand = _report(_level(1, latency=125.0))
-    failures, _ = bm.check_against_reference(cand, ref, 10, 10)
+    failures, _checked = bm.check_against_reference(cand, ref, 10, 10)
     text = "\n".join(failures)
     assert "client at concurrency 1: request_latency_ms.p50 rose from 100.000 (reference) to 125.000, +25.00%" in text
     assert "against a tolerance of 10.000%" in text
@@ -155,7 +155,7 @@ def test_worse_latency_fails_naming_figure_values_and_tolerance():
 
 
 def test_lower_throughput_fails():
-    failures, _ = bm.check_against_reference(_report(_level(1, tps=150.0)), _report(_level(1)), 10, 10)
+    failures, _checked = bm.check_against_reference(_report(_level(1, tps=150.0)), _report(_level(1)), 10, 10)
     assert failures == ["client at concurrency 1: output_tokens_per_s fell from 200.000 (reference) to 150.000, "
                         "-25.00% against a tolerance of 10.000%"]
 
@@ -167,8 +167,8 @@ def test_lower_throughput_fails():
 ])
 def test_tolerance_edges(latency, tps, ok):
     cand = _report(_level(1, latency=latency, tps=tps))
-    failures, _ = bm.check_against_reference(cand, _report(_level(1)), 10, 10,
-                                             figures=["request_latency_ms.p50", "output_tokens_per_s"])
+    failures, _checked = bm.check_against_reference(cand, _report(_level(1)), 10, 10,
+                                                    figures=["request_latency_ms.p50", "output_tokens_per_s"])
     assert (failures == []) is ok, failures
 
 
@@ -180,19 +180,19 @@ def test_decimal_edge_stays_an_edge():
 
 
 def test_errors_appearing_fail_even_from_zero():
-    failures, _ = bm.check_against_reference(_report(_level(1, errors=1)), _report(_level(1)), 50, 50,
-                                             figures=["errors"])
+    failures, _checked = bm.check_against_reference(_report(_level(1, errors=1)), _report(_level(1)), 50, 50,
+                                                    figures=["errors"])
     assert failures and "errors rose from 0 (reference) to 1" in failures[0]
 
 
 def test_a_level_or_figure_not_measured_fails():
     ref = _report(_level(1), _level(2))
     cand = _report(_level(1))
-    failures, _ = bm.check_against_reference(cand, ref, 10, 10)
+    failures, _checked = bm.check_against_reference(cand, ref, 10, 10)
     assert failures == ["client at concurrency 2: measured in the reference, not in this run"]
     cand = _report(_level(1), _level(2))
     cand["tools"]["client"]["levels"][1]["output_tokens_per_s"] = None
-    failures, _ = bm.check_against_reference(cand, ref, 10, 10)
+    failures, _checked = bm.check_against_reference(cand, ref, 10, 10)
     assert failures == ["client at concurrency 2: output_tokens_per_s is 200.000 in the reference and was not measured"]
 
 
