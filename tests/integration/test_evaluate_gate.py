@@ -17,9 +17,9 @@ One local deployment, two site.yml runs with evaluate_enabled=true:
    the gateway serves the old engine's answers only.
 
 The reference model runs in the role's own virtual environment (torch,
-transformers: ~5 GB). TRITONFLEET_EVALUATE_VENV names one to reuse between
-test runs (the role brings it up to the pinned requirements); without it the
-role builds one under the deployment's root.
+transformers: ~5 GB). The tests keep it in
+~/.cache/tritonfleet/evaluate-reference-venv (TRITONFLEET_EVALUATE_VENV moves
+it), so later runs only check it against the pinned requirements.
 """
 
 import json
@@ -43,8 +43,9 @@ FIRST_ARTICLE = json.loads((pathlib.Path(__file__).resolve().parents[2] / "roles
 
 def gate_args(*extra):
     args = ["-e", "evaluate_enabled=true", "-e", "evaluate_max_new_tokens=%d" % MAX_NEW_TOKENS]
-    if os.environ.get("TRITONFLEET_EVALUATE_VENV"):
-        args += ["-e", "evaluate_venv=%s" % os.environ["TRITONFLEET_EVALUATE_VENV"]]
+    # One reference venv (~5 GB) for every run of the tests on this machine.
+    venv = os.environ.get("TRITONFLEET_EVALUATE_VENV") or os.path.expanduser("~/.cache/tritonfleet/evaluate-reference-venv")
+    args += ["-e", "evaluate_venv=%s" % venv]
     return args + list(extra)
 
 
