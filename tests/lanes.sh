@@ -4,16 +4,17 @@
 # fleets), which mostly wait on containers, beside the local tritonserver
 # deployments, which mostly use the CPU. Each lane is one pytest process, so
 # every file keeps its module-scoped deployment and its order. (pytest-xdist's
-# loadgroup would do this, but with pytest 9 it no longer groups.)
+# loadgroup would do this, but with pytest 9 it no longer groups.) Tests
+# marked `second_lane` join the Docker lane to even out the lanes' lengths.
 set -u
 cd "$(dirname "$0")/.." || exit 2
 bin=${BIN:-.venv/bin}
 mkdir -p tests/output
 docker_log=tests/output/pytest-docker-lane.log
 
-"$bin/pytest" -q --durations=15 --ignore=tests/unit -m docker "$@" >"$docker_log" 2>&1 &
+"$bin/pytest" -q --durations=15 --ignore=tests/unit -m "docker or second_lane" "$@" >"$docker_log" 2>&1 &
 docker_lane=$!
-"$bin/pytest" -q --durations=15 --ignore=tests/unit -m "not docker" "$@"
+"$bin/pytest" -q --durations=15 --ignore=tests/unit -m "not docker and not second_lane" "$@"
 local_status=$?
 wait "$docker_lane"
 docker_status=$?

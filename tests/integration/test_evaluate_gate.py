@@ -33,7 +33,8 @@ import pytest
 
 from local_deploy import Deployment, free_port_base
 
-pytestmark = pytest.mark.integration
+# Minutes of its own (two site.yml runs, the reference venv and model): it evens out the lanes.
+pytestmark = [pytest.mark.integration, pytest.mark.second_lane]
 
 LEVELS = 64  # per-tensor symmetric rounding to 2 * LEVELS + 1 values
 MAX_NEW_TOKENS = 40
