@@ -192,12 +192,15 @@ def test_teardown_stops_everything_and_keeps_engines(deployment, tmp_path):
     dep = deployment
     assert dep.playbook().rc == 0
     pids = _pids(dep)
+    # Prometheus and the node exporter go too, where this machine runs them.
+    monitoring = {p.stem: int(p.read_text()) for p in (dep.root / "monitoring" / "run").glob("*.pid")}
     down = dep.playbook("playbooks/teardown.yml")
     assert down.rc == 0, down
-    for pid in pids.values():
+    for pid in list(pids.values()) + list(monitoring.values()):
         assert not pathlib.Path("/proc/%d" % pid).exists() or b"Z" in pathlib.Path("/proc/%d/stat" % pid).read_bytes()
     assert not (dep.root / "servers").exists()
     assert not (dep.root / "model_repository").exists()
+    assert not (dep.root / "monitoring").exists()
     assert list((dep.root / "engines").glob("*/*/tritonfleet-engine.json"))
     assert dep.playbook("playbooks/teardown.yml").changed == 0
     # Asked to, it removes the engines and generated checkpoints too.
