@@ -135,6 +135,9 @@ except Exception:  # pragma: no cover - depends on the host
     HAS_MATPLOTLIB = False
     MATPLOTLIB_ERROR = traceback.format_exc()
 
+# mkstemp makes its files private; a report is for everyone who reads benchmarks.
+READABLE = 0o644
+
 # The plot's panels: a title and the figures (dotted names) drawn in it.
 PANELS = (
     ('Time to first token (ms)', ('time_to_first_token_ms.p50', 'time_to_first_token_ms.p99')),
@@ -177,6 +180,7 @@ def draw_plot(report, path, title):
     os.close(fd)
     try:
         fig.savefig(tmp, format='png', dpi=100)
+        os.chmod(tmp, READABLE)
         os.rename(tmp, path)
     finally:
         plt.close(fig)
@@ -189,6 +193,7 @@ def write_atomic(path, text):
     try:
         with os.fdopen(fd, 'w') as handle:
             handle.write(text)
+        os.chmod(tmp, READABLE)
         os.rename(tmp, path)
     finally:
         if os.path.exists(tmp):

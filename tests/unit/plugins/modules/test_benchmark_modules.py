@@ -47,6 +47,8 @@ def test_report_is_written_with_both_tools_and_a_png(tmp_path):
     assert png.startswith(PNG_MAGIC) and len(png) > 10000
     assert any(line.startswith("aiperf") for line in res.result["table"])
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".benchmark-")]
+    assert (tmp_path / "report.json").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "report.png").stat().st_mode & 0o777 == 0o644
 
 
 def test_check_mode_writes_nothing_and_diff_shows_the_report(tmp_path):
