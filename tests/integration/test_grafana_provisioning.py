@@ -67,7 +67,7 @@ class FakeGrafana:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def writes(self):
-        return [(method, path) for method, path, _ in self.requests if method != "GET"
+        return [(method, path) for method, path, _body in self.requests if method != "GET"
                 and not path.startswith("/api/user/using/")]  # switching organization writes nothing
 
     def handle(self, handler, method):
@@ -222,7 +222,7 @@ def test_basic_authentication_and_secrets_stay_out_of_the_output(grafana):
     assert first.rc == 0, first
     assert "tritonfleet-mon1" in fake.datasources and DASHBOARD["uid"] in fake.dashboards
     # A user's requests go to the organization asked for.
-    assert ("POST", "/api/user/using/1") in [(m, p) for m, p, _ in fake.requests]
+    assert ("POST", "/api/user/using/1") in [(m, p) for m, p, _body in fake.requests]
     assert PASSWORD not in first.stdout + first.stderr
     assert not run(*user).changed
 

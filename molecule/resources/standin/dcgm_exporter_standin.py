@@ -203,7 +203,7 @@ class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
 
 
 def listen_address(text):
-    host, _, port = text.rpartition(":")
+    host, _sep, port = text.rpartition(":")
     if not port.isdigit():
         raise argparse.ArgumentTypeError("address must be [host]:port, got %r" % text)
     return host.strip("[]"), int(port)

@@ -138,13 +138,13 @@ def test_edits_of_the_document_show_on_the_next_collection(host, exporter):
 
 def test_only_the_containers_gpus_numbered_from_zero(host, exporter):
     xml, command = host("l40s-x2.xml")
-    _, url = exporter(command, xml)
+    _process, url = exporter(command, xml)
     both = scrape(url)[1]["DCGM_FI_DEV_FB_FREE"]
-    assert [labels["gpu"] for labels, _ in both] == ["0", "1"]
-    assert {labels["modelName"] for labels, _ in both} == {"NVIDIA L40S"}
-    assert len({labels["UUID"] for labels, _ in both}) == 2
-    _, url = exporter(command, xml, visible=both[1][0]["UUID"])
-    [(labels, _)] = scrape(url)[1]["DCGM_FI_DEV_FB_FREE"]
+    assert [labels["gpu"] for labels, _value in both] == ["0", "1"]
+    assert {labels["modelName"] for labels, _value in both} == {"NVIDIA L40S"}
+    assert len({labels["UUID"] for labels, _value in both}) == 2
+    _process, url = exporter(command, xml, visible=both[1][0]["UUID"])
+    [(labels, _value)] = scrape(url)[1]["DCGM_FI_DEV_FB_FREE"]
     assert labels["gpu"] == "0" and labels["UUID"] == both[1][0]["UUID"]
     assert labels["device"] == both[1][0]["device"] != both[0][0]["device"]  # the device keeps its minor number
 
@@ -157,6 +157,6 @@ def test_without_a_gpu_it_does_not_start(host, exporter, visible, remove, messag
     xml, command = host("h100-80gb-hbm3.xml")
     if remove:
         xml.unlink()
-    process, _ = exporter(command, xml, visible=visible)
+    process, _url = exporter(command, xml, visible=visible)
     assert process.wait(timeout=20) == 1
     assert message in process.stderr.read()

@@ -220,7 +220,7 @@ def test_metrics_follow_the_sequence_the_engine_holds(engine):
     model.admit(2)  # one execute call with two requests: the second waits
     seen = []
     # end_id -1 never matches, so exactly 10 tokens come: 60 + 10 tokens cross one 64-token block.
-    for step, _ in enumerate(model.responses(request([prompt], output_len=10, streaming=[True], end_id=[-1]))):
+    for step, _response in enumerate(model.responses(request([prompt], output_len=10, streaming=[True], end_id=[-1]))):
         now = series(model)
         in_cache = len(prompt) + step  # the token just sent is not in the cache yet
         seen.append(now[("nv_trt_llm_kv_cache_block_metrics", "used")])
@@ -373,7 +373,7 @@ def test_metrics_degrade_quietly_without_custom_metrics(engine):
 
     model = engine_model.EngineModel(engine, triton_config("1.x", "tensorrt_llm"), decoupled=True)
     reporter = engine_model.MetricsReporter(OldUtils, model, "tensorrt_llm", "1")
-    for _ in range(3):
+    for _attempt in range(3):
         reporter.publish(force=True)
     assert len(OldUtils.warnings) == 1 and "MetricFamily" in OldUtils.warnings[0]
     assert list(model.responses(request([PROMPT], output_len=2)))  # still serves
@@ -382,7 +382,7 @@ def test_metrics_degrade_quietly_without_custom_metrics(engine):
     reporter = engine_model.MetricsReporter(utils, model, "tensorrt_llm", "1")
     utils.fail = True
     model.admit(1)
-    for _ in range(3):
+    for _attempt in range(3):
         reporter.publish(force=True)
     model.done()
     assert len(utils.warnings) == 1 and "no longer updated" in utils.warnings[0]

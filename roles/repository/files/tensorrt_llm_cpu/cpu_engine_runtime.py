@@ -134,11 +134,11 @@ class EngineStats:
 
     @property
     def used_blocks(self):
-        return sum(self.blocks(tokens) for tokens, _ in self._live.values())
+        return sum(self.blocks(tokens) for tokens, _size in self._live.values())
 
     @property
     def cache_bytes(self):
-        return sum(size for _, size in self._live.values())
+        return sum(size for _tokens, size in self._live.values())
 
     def snapshot(self):
         """The figures now, as a dict (names as TensorRT-LLM's statistics call them)."""
@@ -503,8 +503,7 @@ class CpuEngine:
         present = counts > 0
         cache = self.new_cache(ids.size + max_new_tokens)
         try:
-            for step in self._decode(ids, cache, max_new_tokens, sequence, counts, present, s):
-                yield step
+            yield from self._decode(ids, cache, max_new_tokens, sequence, counts, present, s)
         finally:
             # A generator closed early (a cancelled request) frees its blocks now, not at garbage collection.
             self.stats.release(cache)
