@@ -9,7 +9,7 @@ COLLECTION_LINK := .collections/ansible_collections/tritonfleet/serving
 export PATH := $(abspath $(BIN)):$(PATH)
 export ANSIBLE_CONFIG := $(abspath ansible.cfg)
 
-.PHONY: venv dev-venv demo converge teardown test units integration molecule lint sanity bench bench-fleet bench-gateway clean
+.PHONY: venv dev-venv demo converge teardown test units integration molecule lint sanity bench bench-fleet bench-gateway bench-report clean
 
 # `make demo` needs only the runtime requirements; the test targets add the
 # development tools (pytest, linters, molecule).
@@ -75,6 +75,10 @@ bench-fleet: dev-venv
 # Needs the local default deployed (make demo) with its gateway.
 bench-gateway: dev-venv
 	$(BIN)/python benchmarks/gateway_overhead.py
+
+# Needs the local default deployed (make demo): aiperf and the gRPC client against its gateway.
+bench-report: dev-venv
+	$(BIN)/ansible-playbook playbooks/benchmark.yml -e benchmark_target=gateway
 
 clean:
 	rm -rf $(VENV) .collections
