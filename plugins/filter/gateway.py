@@ -18,10 +18,10 @@ import re
 from ansible.errors import AnsibleFilterError
 from ansible.module_utils.common.text.converters import to_text
 from ansible.module_utils.parsing.convert_bool import boolean
+from ansible_collections.tritonfleet.serving.plugins.module_utils.addresses import reachable_address
 
 # HAProxy's rule for proxy and server names.
 NAME_RE = re.compile(r'^[A-Za-z0-9_.:-]+$')
-WILDCARD_ADDRESSES = ('', '0.0.0.0', '::', '[::]')
 
 
 def gateway_server_name(host, server):
@@ -31,20 +31,6 @@ def gateway_server_name(host, server):
         raise AnsibleFilterError("gateway_server_name: %r cannot name an HAProxy server (letters, digits and _ . : - only); "
                                  "rename the inventory host or the server (servers_name_prefix)" % name)
     return name
-
-
-def _server_address(hostvars, host):
-    hv = hostvars[host]
-    if hv.get('tritonfleet_address'):
-        return to_text(hv['tritonfleet_address'])
-    listen = to_text(hv.get('servers_listen_address') or '')
-    if listen not in WILDCARD_ADDRESSES:
-        return listen
-    if hv.get('ansible_host'):
-        return to_text(hv['ansible_host'])
-    if hv.get('ansible_connection') == 'local':
-        return '127.0.0.1'
-    return to_text(host)
 
 
 def gateway_frontends(model_groups, hostvars, hosts, ensemble_model='ensemble', default_group='default'):
@@ -83,7 +69,7 @@ def gateway_frontends(model_groups, hostvars, hosts, ensemble_model='ensemble', 
         if frontend is None:
             unserved.append(dict(host=to_text(host), model_group=group_name))
             continue
-        address = _server_address(hostvars, host)
+        address = reachable_address(hv, host, hv.get('servers_listen_address'))
         failed = set(to_text(name) for name in hv.get('tritonfleet_servers_unverified') or [])
         for server in layout:
             if to_text(server['name']) in failed:

@@ -16,28 +16,10 @@ __metaclass__ = type
 from ansible.errors import AnsibleFilterError
 from ansible.module_utils.common.text.converters import to_text
 from ansible.module_utils.parsing.convert_bool import boolean
+from ansible_collections.tritonfleet.serving.plugins.module_utils.addresses import reachable_address
 
 # One job per kind of target; the alert rules name them.
 MONITORING_JOBS = ('triton', 'gateway', 'node', 'dcgm')
-WILDCARD_ADDRESSES = ('', '0.0.0.0', '::', '[::]')
-
-
-def _address(hv, host, listen_address):
-    """Where Prometheus reaches a service of ``host`` that listens on ``listen_address``.
-
-    The same order as the gateway's view of a server (gateway_frontends), so
-    Prometheus and HAProxy reach a server at the same address.
-    """
-    if hv.get('tritonfleet_address'):
-        return to_text(hv['tritonfleet_address'])
-    listen = to_text(listen_address or '')
-    if listen not in WILDCARD_ADDRESSES:
-        return listen
-    if hv.get('ansible_host'):
-        return to_text(hv['ansible_host'])
-    if hv.get('ansible_connection') == 'local':
-        return '127.0.0.1'
-    return to_text(host)
 
 
 def _target(address, port):
@@ -104,7 +86,7 @@ def monitoring_scrape_configs(hosts, hostvars, servers_hosts=None, gateway_hosts
             continue
         group = to_text(hv.get('tritonfleet_model_group') or default_group)
         model_group[host] = group
-        address = _address(hv, host, hv.get('servers_listen_address'))
+        address = reachable_address(hv, host, hv.get('servers_listen_address'))
         for server in layout:
             if not isinstance(server, dict) or 'name' not in server or 'metrics_port' not in server:
                 raise AnsibleFilterError("monitoring_scrape_configs: tritonfleet_servers of %s holds %r, which has no "
@@ -124,7 +106,7 @@ def monitoring_scrape_configs(hosts, hostvars, servers_hosts=None, gateway_hosts
         fact = fact if isinstance(fact, dict) else {}
         port = _port(fact.get('stats_port') or hv.get('gateway_stats_port') or gateway_stats_port,
                      'gateway_stats_port of %s' % host)
-        address = _address(hv, host, hv.get('gateway_listen_address'))
+        address = reachable_address(hv, host, hv.get('gateway_listen_address'))
         # No `server` label here: HAProxy's own series carry one (the backend server).
         gateway.append(dict(targets=[_target(address, port)], labels=dict(host=host)))
 
@@ -136,12 +118,12 @@ def monitoring_scrape_configs(hosts, hostvars, servers_hosts=None, gateway_hosts
         if boolean(hv.get('monitoring_node_exporter', node_exporter), strict=False):
             port = _port(hv.get('monitoring_node_exporter_port') or node_exporter_port,
                          'monitoring_node_exporter_port of %s' % host)
-            node.append(dict(targets=[_target(_address(hv, host, hv.get('monitoring_node_exporter_listen_address')),
+            node.append(dict(targets=[_target(reachable_address(hv, host, hv.get('monitoring_node_exporter_listen_address')),
                                               port)], labels=dict(labels)))
         if _watches_gpus(hv, default_runtime, dcgm_exporter):
             port = _port(hv.get('monitoring_dcgm_exporter_port') or dcgm_exporter_port,
                          'monitoring_dcgm_exporter_port of %s' % host)
-            dcgm.append(dict(targets=[_target(_address(hv, host, hv.get('monitoring_dcgm_exporter_listen_address')),
+            dcgm.append(dict(targets=[_target(reachable_address(hv, host, hv.get('monitoring_dcgm_exporter_listen_address')),
                                               port)], labels=dict(labels)))
 
     jobs = [_job(name, configs) for name, configs in zip(MONITORING_JOBS, (triton, gateway, node, dcgm)) if configs]
