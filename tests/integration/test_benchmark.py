@@ -20,7 +20,8 @@ import pytest
 
 from local_deploy import Deployment, free_port_base
 
-pytestmark = pytest.mark.integration
+# The aiperf venv and a deployment of its own: the Docker lane has room for it.
+pytestmark = [pytest.mark.integration, pytest.mark.second_lane]
 
 AIPERF_VERSION = "0.13.0"
 AIPERF_VENV = os.environ.get("TRITONFLEET_AIPERF_VENV") or str(

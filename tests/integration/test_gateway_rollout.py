@@ -26,7 +26,8 @@ from local_deploy import REPO, Deployment, assert_refused_in_preflight, free_por
 sys.path.insert(0, str(REPO / "benchmarks"))
 from load_client import run_load  # noqa: E402  (benchmarks/ is not a package)
 
-pytestmark = pytest.mark.integration
+# Its own deployment of three servers and many site.yml runs: the Docker lane has room for it.
+pytestmark = [pytest.mark.integration, pytest.mark.second_lane]
 
 SERVERS = 3
 WITH_THREE = ("-e", "servers_count=%d" % SERVERS)
