@@ -26,6 +26,7 @@ import re
 import shlex
 
 from ansible.errors import AnsibleFilterError
+from ansible_collections.tritonfleet.serving.plugins.module_utils.addresses import reachable_address
 
 RECIPES = ("build_py", "trtllm_build")
 # How a v0.7 build.py takes its parallel layout. Most families' build.py
@@ -127,16 +128,28 @@ def trtllm_build_command(recipe, checkpoint_dir, output_dir, work_dir, log_file,
     return ["/bin/sh", "-c", "\n".join(lines)]
 
 
-def engine_distribution(hosts, plans):
+def engine_distribution(hosts, plans, fanout=1):
     """Decide, for every host, whether it builds, sends, receives or already has its engine.
 
     ``hosts`` is the play's host list in order; ``plans`` maps a host to its
     ``engine_cache`` plan (``cache_key``, ``present``). Hosts that computed the
     same key need the same engine. For each key the source is the first host
     that already has it, else the first host, which builds it; every other
-    host of the key without the engine receives it from the source. Returns
-    ``{host: {source, build, receive, receivers}}``.
+    host of the key without the engine receives it.
+
+    A host-to-host copy goes in rounds: in each round every host that has the
+    engine sends it to at most ``fanout`` hosts that do not, so the hosts that
+    have it multiply by ``fanout + 1`` per round and N receivers take about
+    log(N) rounds rather than N copies from one host. Returns ``{host: {source,
+    build, receive, receivers, sender, round, shares, rounds}}``: ``receivers``
+    (on the source) are all the hosts of its key that receive, for a copy
+    through the controller; ``sender`` is the host a receiver copies from host
+    to host, in round ``round`` (1-based); ``shares`` says whether the host
+    sends in any round; ``rounds`` is the number of rounds of the whole play.
     """
+    fanout = int(fanout)
+    if fanout < 1:
+        raise AnsibleFilterError("engine_distribution: fanout must be at least 1, got %d" % fanout)
     by_key = {}
     for host in hosts:
         plan = plans.get(host)
@@ -144,14 +157,43 @@ def engine_distribution(hosts, plans):
             continue
         by_key.setdefault(plan["cache_key"], []).append(host)
     result = {}
+    rounds = 0
     for key, members in by_key.items():
         have = [h for h in members if plans[h].get("present")]
         source = have[0] if have else members[0]
         receivers = [h for h in members if h != source and not plans[h].get("present")]
+        holders = have or [source]
+        sender, received_in, sending = {}, {}, set()
+        waiting = list(receivers)
+        key_round = 0
+        while waiting:
+            key_round += 1
+            assigned = []
+            for holder in list(holders):
+                for host in waiting[:fanout]:
+                    sender[host] = holder
+                    received_in[host] = key_round
+                    sending.add(holder)
+                    assigned.append(host)
+                del waiting[:fanout]
+            holders.extend(assigned)
+        rounds = max(rounds, key_round)
         for host in members:
             result[host] = dict(source=source, build=host == source and not have,
-                                receive=host in receivers, receivers=receivers if host == source else [])
+                                receive=host in receivers, receivers=receivers if host == source else [],
+                                sender=sender.get(host, ""), round=received_in.get(host, 0),
+                                shares=host in sending)
+    for entry in result.values():
+        entry["rounds"] = rounds
     return result
+
+
+def peer_url(host_vars, host, port, listen_address="0.0.0.0"):
+    """Base URL of what ``host`` (its hostvars ``host_vars``) shares with peer_share on ``port``."""
+    address = reachable_address(host_vars, host, listen_address)
+    if ":" in address and not address.startswith("["):
+        address = "[%s]" % address
+    return "http://%s:%d" % (address, int(port))
 
 
 def engine_build_failure(state, timeout):
@@ -187,6 +229,7 @@ class FilterModule(object):
     def filters(self):
         return {
             "trtllm_cli_flags": cli_flags,
+            "engine_peer_url": peer_url,
             "trtllm_build_steps": trtllm_build_steps,
             "trtllm_build_command": trtllm_build_command,
             "engine_distribution": engine_distribution,

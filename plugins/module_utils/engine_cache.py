@@ -23,7 +23,7 @@ import socket
 import tempfile
 import time
 
-from ansible_collections.tritonfleet.serving.plugins.module_utils.hashing import tree_digest
+from ansible_collections.tritonfleet.serving.plugins.module_utils.hashing import file_sha256, tree_digest
 
 try:
     from ansible_collections.tritonfleet.serving.plugins.module_utils import cpu_reference
@@ -130,6 +130,19 @@ def built_manifest(key, inputs, build_seconds):
                 build_seconds=build_seconds, built_on=socket.gethostname())
 
 
+def engine_files(engine_dir):
+    """``{relative path: {size, sha256}}`` of an engine's files, its manifest excepted."""
+    files = {}
+    for dirpath, dirnames, filenames in os.walk(engine_dir):
+        dirnames.sort()
+        for name in filenames:
+            full = os.path.join(dirpath, name)
+            rel = os.path.relpath(full, engine_dir)
+            if rel != MANIFEST:
+                files[rel] = dict(size=os.path.getsize(full), sha256=file_sha256(full))
+    return files
+
+
 class EngineMismatch(Exception):
     pass
 
@@ -210,7 +223,14 @@ class EngineCache(object):
         return manifest
 
     def _publish(self, staging, key, manifest):
-        """Write the manifest into a finished engine directory and rename it into place."""
+        """Write the manifest into a finished engine directory and rename it into place.
+
+        The manifest records each file's size and sha256 (kept from the source
+        when the engine was copied), so a host that receives the engine checks
+        every file against it.
+        """
+        if not manifest.get("files"):
+            manifest["files"] = engine_files(staging)
         with open(os.path.join(staging, MANIFEST), "w") as handle:
             json.dump(manifest, handle, indent=2, sort_keys=True)
         os.chmod(staging, 0o755)

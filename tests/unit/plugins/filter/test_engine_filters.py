@@ -2,7 +2,7 @@ import pytest
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.tritonfleet.serving.plugins.filter.engine import (
-    FilterModule, cli_flags, engine_build_failure, engine_distribution, trtllm_build_command, trtllm_build_steps)
+    FilterModule, cli_flags, engine_build_failure, engine_distribution, peer_url, trtllm_build_command, trtllm_build_steps)
 
 # The seed flow: Baichuan2-7B-Chat on TensorRT-LLM v0.7.1.
 BAICHUAN_V07_ARGS = {
@@ -87,8 +87,46 @@ def test_a_fleet_builds_once_per_key_and_the_others_receive():
     result = engine_distribution(hosts, plans(a1=("A", False), a2=("A", False), b1=("B", False)))
     assert [h for h in hosts if result[h]["build"]] == ["a1", "b1"]
     assert result["a1"]["receivers"] == ["a2"]
-    assert result["a2"] == {"source": "a1", "build": False, "receive": True, "receivers": []}
+    assert result["a2"] == {"source": "a1", "build": False, "receive": True, "receivers": [],
+                            "sender": "a1", "round": 1, "shares": False, "rounds": 1}
     assert result["b1"]["receivers"] == []
+    assert result["a1"]["shares"] and not result["b1"]["shares"]
+
+
+@pytest.mark.parametrize("receivers,fanout,rounds", [(1, 1, 1), (3, 1, 2), (7, 1, 3), (19, 1, 5), (19, 2, 3), (8, 8, 1)])
+def test_host_to_host_copies_fan_out_in_rounds(receivers, fanout, rounds):
+    hosts = ["h%02d" % i for i in range(receivers + 1)]
+    result = engine_distribution(hosts, plans(**{h: ("A", False) for h in hosts}), fanout)
+    assert {r["rounds"] for r in result.values()} == {rounds}
+    have_by_round = {0: {"h00"}}
+    for number in range(1, rounds + 1):
+        got = [h for h in hosts if result[h]["round"] == number]
+        senders = [result[h]["sender"] for h in got]
+        # Every sender had the engine before the round, and sends to at most `fanout` hosts in it.
+        assert set(senders) <= have_by_round[number - 1]
+        assert max(senders.count(s) for s in set(senders)) <= fanout
+        have_by_round[number] = have_by_round[number - 1] | set(got)
+    assert have_by_round[rounds] == set(hosts)
+    assert {h for h in hosts if result[h]["shares"]} == {r["sender"] for r in result.values() if r["sender"]}
+
+
+def test_every_host_that_has_the_engine_sends_in_the_first_round():
+    hosts = ["a1", "a2", "a3", "a4"]
+    result = engine_distribution(hosts, plans(a1=("A", True), a2=("A", True), a3=("A", False), a4=("A", False)))
+    assert (result["a3"]["sender"], result["a4"]["sender"]) == ("a1", "a2")
+    assert result["a3"]["rounds"] == 1
+
+
+def test_fanout_below_one_is_refused():
+    with pytest.raises(AnsibleFilterError, match="fanout must be at least 1"):
+        engine_distribution(["a1"], plans(a1=("A", False)), 0)
+
+
+def test_peer_url_uses_the_reachable_address():
+    assert peer_url({"ansible_host": "10.0.0.5"}, "a1", 8470) == "http://10.0.0.5:8470"
+    assert peer_url({"ansible_connection": "local"}, "a1", "8470") == "http://127.0.0.1:8470"
+    assert peer_url({"tritonfleet_address": "fd00::5"}, "a1", 8470) == "http://[fd00::5]:8470"
+    assert peer_url({}, "a1", 8470, "10.1.1.1") == "http://10.1.1.1:8470"
 
 
 def test_a_host_that_has_the_engine_is_the_source_and_nothing_builds():
@@ -150,5 +188,5 @@ def test_build_failure_needs_a_container_info_result():
 
 def test_engine_filters_are_registered():
     assert set(FilterModule().filters()) == {
-        "trtllm_cli_flags", "trtllm_build_steps", "trtllm_build_command", "engine_distribution",
+        "trtllm_cli_flags", "engine_peer_url", "trtllm_build_steps", "trtllm_build_command", "engine_distribution",
         "engine_build_failure"}
