@@ -361,6 +361,22 @@ def fetch_file(base_url, token, entry, dest, timeout, attempts):
                         % (entry["path"], attempts, last_error))
 
 
+def receiving_dir(dest):
+    """Where a copy that replaces ``dest`` is assembled (kept after an interruption, to resume)."""
+    return dest.rstrip("/") + ".receiving"
+
+
+def replace_dir(new, dest):
+    """Put the directory ``new`` in place of ``dest``: two renames, then the old tree is removed."""
+    import shutil
+    old = dest.rstrip("/") + ".replaced"
+    shutil.rmtree(old, ignore_errors=True)
+    if os.path.lexists(dest):
+        os.rename(dest, old)
+    os.rename(new, dest)
+    shutil.rmtree(old, ignore_errors=True)
+
+
 def fetch(base_url, token, dest, timeout=60, attempts=5):
     """Make ``dest`` hold every file the source at ``base_url`` shares, checked; returns a summary."""
     started = time.time()

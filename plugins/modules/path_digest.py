@@ -27,6 +27,13 @@ options:
     type: list
     elements: path
     required: true
+  memo:
+    description:
+      - File in which the sha256 of each file is remembered with its size and modification time, so that a large
+        unchanged tree (a checkpoint of many GB) is not read again on the next run.
+      - Writing it is the only thing this module writes; it does so in check mode too.
+    type: path
+    version_added: 0.12.0
 """
 
 EXAMPLES = r"""
@@ -55,18 +62,19 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.tritonfleet.serving.plugins.module_utils.hashing import file_sha256, tree_digest
 
 
-def path_digest(path):
+def path_digest(path, memo=None):
     if os.path.isdir(path):
-        return tree_digest(path)
+        return tree_digest(path, memo)
     if os.path.isfile(path):
         return file_sha256(path)
     return "absent"
 
 
 def main():
-    module = AnsibleModule(argument_spec=dict(paths=dict(type="list", elements="path", required=True)),
+    module = AnsibleModule(argument_spec=dict(paths=dict(type="list", elements="path", required=True),
+                                              memo=dict(type="path")),
                            supports_check_mode=True)
-    digests = dict((path, path_digest(path)) for path in module.params["paths"])
+    digests = dict((path, path_digest(path, module.params["memo"])) for path in module.params["paths"])
     combined = hashlib.sha256("".join("%s=%s\n" % (p, digests[p]) for p in module.params["paths"]).encode())
     module.exit_json(changed=False, digest=combined.hexdigest(), digests=digests)
 

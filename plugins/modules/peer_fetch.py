@@ -36,6 +36,13 @@ options:
     description: Directory to fill; created when missing.
     type: path
     required: true
+  replace:
+    description:
+      - Assemble the copy in C(<dest>.receiving) and, once every file is checked, put it in place of O(dest) in
+        two renames, so that O(dest) never holds a mix of old and new files and keeps no file the source lacks.
+      - Without it, files are added to O(dest) and files it has that the source lacks are left alone.
+    type: bool
+    default: false
   timeout:
     description: Seconds a connection or a read may stall before the attempt is retried.
     type: int
@@ -97,7 +104,8 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.tritonfleet.serving.plugins.module_utils.hashing import file_sha256
-from ansible_collections.tritonfleet.serving.plugins.module_utils.peer_transfer import TransferError, fetch, read_index
+from ansible_collections.tritonfleet.serving.plugins.module_utils.peer_transfer import (
+    TransferError, fetch, read_index, receiving_dir, replace_dir)
 
 
 def main():
@@ -108,6 +116,7 @@ def main():
             dest=dict(type="path", required=True),
             timeout=dict(type="int", default=60),
             attempts=dict(type="int", default=5),
+            replace=dict(type="bool", default=False),
         ),
         supports_check_mode=True,
     )
@@ -119,8 +128,12 @@ def main():
                                                 and file_sha256(os.path.join(p["dest"], f["path"])) == f["sha256"])]
             module.exit_json(changed=bool(missing), files=len(files), bytes=sum(f["size"] for f in files),
                              downloaded=0, fetched=[f["path"] for f in missing], resumed=[], seconds=0.0)
-        summary = fetch(p["url"], p["token"], p["dest"], p["timeout"], p["attempts"])
-    except TransferError as exc:
+        if p["replace"]:
+            summary = fetch(p["url"], p["token"], receiving_dir(p["dest"]), p["timeout"], p["attempts"])
+            replace_dir(receiving_dir(p["dest"]), p["dest"])
+        else:
+            summary = fetch(p["url"], p["token"], p["dest"], p["timeout"], p["attempts"])
+    except (TransferError, OSError) as exc:
         module.fail_json(msg="copy from %s into %s failed: %s" % (p["url"], p["dest"], exc))
     summary.pop("already_present", None)
     module.exit_json(changed=bool(summary["fetched"]), **summary)

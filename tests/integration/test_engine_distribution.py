@@ -12,7 +12,7 @@ import pytest
 
 from local_deploy import free_port_base
 
-pytestmark = [pytest.mark.integration]
+pytestmark = [pytest.mark.integration, pytest.mark.second_lane]
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PLAYBOOK = os.path.join(REPO, "benchmarks", "engine_distribution.yml")
@@ -111,3 +111,43 @@ def test_through_the_controller_when_hosts_cannot_reach_each_other(tmp_path):
         assert digests(engine_dir(tmp_path, host)) == digests(engine_dir(tmp_path, "h1"))
         assert manifest(tmp_path, host)["received_from"] == "h1"
     assert not (tmp_path / "h1" / "engines" / ".transfers").exists()
+
+
+CHECKPOINT_PLAYBOOK = os.path.join(REPO, "tests", "integration", "playbooks", "checkpoint_distribution.yml")
+
+
+def test_a_checkpoint_reaches_one_host_from_the_controller_and_the_others_host_to_host(tmp_path):
+    src = tmp_path / "controller" / "checkpoint"
+    (src / "shards").mkdir(parents=True)
+    (src / "config.json").write_text('{"layers": 2}')
+    (src / "shards" / "model-00001.safetensors").write_bytes(os.urandom(300000))
+    hosts = ["h1", "h2", "h3"]
+    inv = inventory(tmp_path, hosts, free_port_base(10))
+    extra = ["-e", json.dumps(dict(engine_checkpoint_src=str(src), engine_name="synthetic",
+                                   engine_transfer_dir=str(tmp_path / "controller" / "transfer")))]
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), ANSIBLE_FORCE_COLOR="0")
+    argv = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", str(inv), CHECKPOINT_PLAYBOOK] + extra
+
+    def run():
+        done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
+        return done
+
+    def tree(root):
+        return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+    first = run()
+    for host in hosts:
+        assert tree(tmp_path / host / "checkpoint") == tree(src)
+    # h1 from the controller, h2 from h1 in round 1, h3 from h1 in round 2.
+    assert re.search(r"checkpoint-synthetic: [\d.]+ MiB in 2 of 2 file\(s\) from\s+h1", first.stdout)
+    assert len(re.findall(r"checkpoint-synthetic: .*?from\s+h1", first.stdout)) == 2
+    assert {h: int(c) for h, c, _f in RECAP.findall(run().stdout)} == {h: 0 for h in hosts}
+
+    # A new checkpoint on the controller replaces the hosts' trees whole, stale files included.
+    (src / "shards" / "model-00001.safetensors").unlink()
+    (src / "shards" / "model-00002.safetensors").write_bytes(os.urandom(1000))
+    (tmp_path / "h1" / "checkpoint" / "shards" / "model-00001.safetensors").unlink()
+    run()
+    for host in hosts:
+        assert tree(tmp_path / host / "checkpoint") == tree(src)

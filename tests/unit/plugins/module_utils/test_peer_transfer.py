@@ -131,3 +131,15 @@ def test_share_reports_a_port_in_use(tmp_path):
         port = busy.getsockname()[1]
         with pytest.raises(TransferError, match="could not serve"):
             Share(str(tmp_path / "s.json")).start(str(root), list_files(str(root)), "127.0.0.1", port, TOKEN, 5, 10)
+
+
+def test_a_replacing_copy_swaps_the_whole_directory(source, tmp_path):
+    dest = tmp_path / "checkpoint"
+    dest.mkdir()
+    (dest / "stale.bin").write_bytes(b"old")
+    (dest / "config.json").write_text("old")
+    staging = peer_transfer.receiving_dir(str(dest))
+    fetch(source["url"], TOKEN, staging)
+    peer_transfer.replace_dir(staging, str(dest))
+    assert _same_tree(source["root"], dest)
+    assert not os.path.exists(staging) and not os.path.exists(str(dest) + ".replaced")
