@@ -330,10 +330,12 @@ def test_a_release_not_decoupled_deploys_verifies_without_streaming_and_is_idemp
     # v0.7's names, not the later ones
     names = {t.name for t in ensemble.input}
     assert {"min_length", "random_seed"} <= names and not {"min_tokens", "seed", "exclude_input_in_output"} & names
-    grpc = first.result("Send the prompt through the ensemble over gRPC", host="localhost")["results"]
+    checks = first.result("Check that every server is ready, answers the prompt and counts the requests", host="localhost")
+    assert checks["invocation"]["module_args"]["stream"] is False, checks
+    grpc = [server["grpc"] for server in checks["servers"]]
     assert len(grpc) == 2, first
     for answer in grpc:
-        assert answer["invocation"]["module_args"]["stream"] is False, answer
+        assert answer["stream"] is False, answer
         assert answer["text"].strip(), answer
     second = dep.playbook("site.yml", *args)
     assert second.rc == 0 and second.changed == 0, second

@@ -190,7 +190,7 @@ def test_the_dcgm_exporter_container_is_pinned_to_the_hosts_gpus(tmp_path):
     run, _config_dir = render(tmp_path, promtool, tasks_from=["dcgm_exporter"], hosts="all", extra_args=["--check"],
                               tritonfleet_gpus=[{"index": 0}, {"index": 3}], monitoring_dcgm_exporter_port=9500)
     assert run.rc == 0, run
-    assert run.status("Run the DCGM exporter", host="b1") == "skipped"
+    assert run.status("Run the DCGM exporter on this host", host="b1") == "skipped"
     result = run.result("Run the DCGM exporter", host="a1")
     assert result["changed"], result
     created = [action["create_parameters"] for action in result["actions"] if "create_parameters" in action][0]
