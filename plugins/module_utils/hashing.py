@@ -49,7 +49,8 @@ def tree_digest(root, memo_path=None):
     if memo_path and fresh != {k: memo.get(k) for k in fresh}:
         os.makedirs(os.path.dirname(memo_path), exist_ok=True)
         memo.update(fresh)
-        tmp = memo_path + ".tmp"
+        # Several processes (forks delegated to the controller) may update one memo at once.
+        tmp = "%s.%d.tmp" % (memo_path, os.getpid())
         with open(tmp, "w") as handle:
             json.dump(memo, handle)
         os.replace(tmp, memo_path)
