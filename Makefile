@@ -9,7 +9,7 @@ COLLECTION_LINK := .collections/ansible_collections/tritonfleet/serving
 export PATH := $(abspath $(BIN)):$(PATH)
 export ANSIBLE_CONFIG := $(abspath ansible.cfg)
 
-.PHONY: venv dev-venv demo converge teardown test units integration molecule lint sanity bench bench-fleet bench-gateway bench-report clean
+.PHONY: venv dev-venv demo converge teardown test units integration molecule lint sanity bench bench-fleet bench-scale bench-gateway bench-report clean
 
 # `make demo` needs only the runtime requirements; the test targets add the
 # development tools (pytest, linters, molecule).
@@ -71,6 +71,11 @@ bench: dev-venv
 
 bench-fleet: dev-venv
 	$(BIN)/python benchmarks/fleet.py
+
+# Fleets of 1, 3 and 8 pseudo-hosts on this machine (process runtime, own roots and ports under /tmp);
+# with the local default deployed (make demo) it also times its no-op beside `ansible -m setup`.
+bench-scale: dev-venv
+	$(BIN)/python benchmarks/fleet_scale.py --sizes 1 3 8
 
 # Needs the local default deployed (make demo) with its gateway.
 bench-gateway: dev-venv
