@@ -176,26 +176,27 @@ def plan(desired, resolve_mode=None):
         actions["diff"].append(_attribute_diff(root, root_st, root_mode, desired))
 
     removed = set()
+
+    def gone(rel):
+        return any(rel == r or rel.startswith(r + os.sep) for r in removed)
+
     for rel in desired.absent:
-        if lstat(os.path.join(root, rel)) is not None:
+        if not gone(rel) and lstat(os.path.join(root, rel)) is not None:
             actions["remove"].append(rel)
             removed.add(rel)
     for model in desired.prune_versions:
         model_dir = os.path.join(root, model)
-        if not os.path.isdir(model_dir) or model in removed:
+        if not os.path.isdir(model_dir) or gone(model):
             continue
         for name in sorted(os.listdir(model_dir)):
             rel = os.path.join(model, name)
-            if (VERSION_DIR_RE.match(name) and name not in desired.keep_versions and rel not in removed
+            if (VERSION_DIR_RE.match(name) and name not in desired.keep_versions and not gone(rel)
                     and os.path.isdir(os.path.join(model_dir, name)) and not os.path.islink(os.path.join(model_dir, name))):
                 actions["remove"].append(rel)
                 removed.add(rel)
     for rel in actions["remove"]:
         actions["diff"].append({"before_header": os.path.join(root, rel), "after_header": os.path.join(root, rel),
                                 "before": "present\n", "after": "absent\n"})
-
-    def gone(rel):
-        return any(rel == r or rel.startswith(r + os.sep) for r in removed)
 
     for rel in desired.directories:
         path = os.path.join(root, rel)
@@ -265,6 +266,8 @@ def _set_attributes(path, mode, uid, gid, fd=None):
 
 
 def _remove(path):
+    if not os.path.lexists(path):
+        return
     if os.path.isdir(path) and not os.path.islink(path):
         shutil.rmtree(path)
     else:

@@ -1,8 +1,11 @@
 import os
 import stat
 
+import pytest
+
 from ansible_collections.tritonfleet.serving.tests.unit.utils.ansible_module_harness import run_module
 
+from ansible_collections.tritonfleet.serving.plugins.module_utils import model_repository as repo
 from ansible_collections.tritonfleet.serving.plugins.modules import model_repository
 
 CONFIG = 'name: "ensemble"\nmax_batch_size: 8\n'
@@ -164,3 +167,68 @@ def test_paths_outside_the_repository_are_refused(tmp_path):
         res = run_module(model_repository.main, args(tmp_path / "repo", files=[{"path": bad, "content": "x"}]))
         assert res.failed and bad in res.result["msg"]
     assert not (tmp_path / "repo").exists()
+
+
+# ------------------------------------------------ module_utils (the same basename there would clash in pytest)
+
+def wanted(root, **extra):
+    values = dict(files=[{"path": "m/1/model.py", "content": "print(1)\n"}], directories=["m/1/lib"],
+                  file_mode="0644", dir_mode="0755")
+    values.update(extra)
+    return repo.Desired(str(root), **values)
+
+
+def test_parents_of_files_are_wanted_directories(tmp_path):
+    assert wanted(tmp_path).directories == ["m", "m/1", "m/1/lib"]
+
+
+@pytest.mark.parametrize("bad", ["../x", "/abs", "m/../../x", "", "."])
+def test_paths_leaving_the_tree_are_refused(tmp_path, bad):
+    with pytest.raises(repo.RepositoryError):
+        wanted(tmp_path, files=[{"path": bad, "content": ""}])
+
+
+def test_a_path_cannot_be_wanted_and_absent(tmp_path):
+    with pytest.raises(repo.RepositoryError):
+        wanted(tmp_path, absent=["m/1"])
+
+
+def test_plan_changes_nothing_and_apply_matches_it(tmp_path):
+    root = tmp_path / "repo"
+    want = wanted(root)
+    actions = repo.plan(want)
+    assert repo.changed(actions) and not root.exists()
+    assert repo.apply(want, actions) == repo.summary(actions)
+    assert not repo.changed(repo.plan(want))
+
+
+def test_removal_under_a_removed_directory_is_not_repeated(tmp_path):
+    root = tmp_path / "repo"
+    (root / "old" / "1").mkdir(parents=True)
+    (root / "m" / "2").mkdir(parents=True)
+    want = wanted(root, absent=["old", "old/1"], prune_versions=["m", "old"], keep_versions=["1"])
+    actions = repo.plan(want)
+    assert actions["remove"] == ["old", "m/2"]
+    repo.apply(want, actions)
+    assert not (root / "old").exists() and not (root / "m" / "2").exists()
+
+
+def test_binary_contents_are_named_in_the_diff_not_shown(tmp_path):
+    root = tmp_path / "repo"
+    (root / "m").mkdir(parents=True)
+    (root / "m" / "blob").write_bytes(b"\0\1\2")
+    want = wanted(root, files=[{"path": "m/blob", "content": "text now\n"}], directories=[])
+    (entry,) = [d for d in repo.plan(want)["diff"] if d["before_header"].endswith("blob")]
+    assert "binary" in entry["before"]
+
+
+def test_octal_modes():
+    assert repo.octal_mode("0755") == 0o755 and repo.octal_mode("644") == 0o644 and repo.octal_mode(0o600) == 0o600
+    assert repo.octal_mode("u=rw,g=r") is None
+
+
+def test_write_atomically_leaves_no_temporary_file(tmp_path):
+    target = tmp_path / "f"
+    repo.write_atomically(str(target), b"abc", 0o640)
+    assert target.read_bytes() == b"abc" and oct(os.stat(target).st_mode & 0o777) == "0o640"
+    assert os.listdir(tmp_path) == ["f"]
