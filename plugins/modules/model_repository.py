@@ -209,11 +209,17 @@ def main():
         except ValueError as exc:
             raise repo.RepositoryError("bad mode %s: %s" % (mode, to_native(exc)))
 
-    try:
-        uid = _uid(params["owner"])
-        gid = _gid(params["group"])
-    except KeyError as exc:
-        module.fail_json(msg="unknown owner or group: %s" % to_native(exc))
+    ids = []
+    for name, lookup in ((params["owner"], _uid), (params["group"], _gid)):
+        try:
+            ids.append(lookup(name))
+        except KeyError:
+            # Check mode on a fresh host: an earlier task of this run would create the account.
+            if not module.check_mode:
+                module.fail_json(msg="unknown owner or group: %s" % name)
+            module.warn("%s does not exist (yet); check mode compares without it" % name)
+            ids.append(None)
+    uid, gid = ids
     try:
         desired = repo.Desired(params["path"], files=params["files"], directories=params["directories"],
                                absent=params["absent"], prune_versions=params["prune_versions"],

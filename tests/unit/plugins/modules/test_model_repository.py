@@ -162,6 +162,21 @@ def test_diff_shows_before_and_after_text(tmp_path):
     assert run(root, diff=True)["diff"] == []
 
 
+def test_unknown_owner_fails_but_check_mode_predicts(tmp_path):
+    res = run_module(model_repository.main, args(tmp_path / "repo", owner="no-such-user-tritonfleet"))
+    assert res.failed and "no-such-user-tritonfleet" in res.result["msg"]
+    res = run_module(model_repository.main, args(tmp_path / "repo", owner="no-such-user-tritonfleet"), check_mode=True)
+    assert not res.failed and res.result["changed"] and res.result["warnings"]
+    assert not (tmp_path / "repo").exists()
+
+
+def test_numeric_owner_and_group_are_compared(tmp_path):
+    root = tmp_path / "repo"
+    uid, gid = str(os.getuid()), str(os.getgid())
+    assert run(root, owner=uid, group=gid)["changed"] is True
+    assert run(root, owner=uid, group=gid)["changed"] is False
+
+
 def test_paths_outside_the_repository_are_refused(tmp_path):
     for bad in ("../escape", "/etc/passwd"):
         res = run_module(model_repository.main, args(tmp_path / "repo", files=[{"path": bad, "content": "x"}]))
