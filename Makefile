@@ -9,7 +9,7 @@ COLLECTION_LINK := .collections/ansible_collections/tritonfleet/serving
 export PATH := $(abspath $(BIN)):$(PATH)
 export ANSIBLE_CONFIG := $(abspath ansible.cfg)
 
-.PHONY: venv dev-venv demo converge teardown test units integration molecule lint sanity bench bench-fleet bench-scale bench-gateway bench-report clean
+.PHONY: venv dev-venv demo converge teardown test units integration molecule lint sanity bench bench-fleet bench-scale bench-distribution bench-gateway bench-report clean
 
 # `make demo` needs only the runtime requirements; the test targets add the
 # development tools (pytest, linters, molecule).
@@ -78,6 +78,10 @@ bench-scale: dev-venv
 	$(BIN)/python benchmarks/fleet_scale.py --sizes 1 3 8
 
 # Needs the local default deployed (make demo) with its gateway.
+# A 1 GiB synthetic engine from one fleet host to two others: through the controller, host to host, plain rsync.
+bench-distribution: dev-venv
+	$(BIN)/python benchmarks/engine_distribution.py --mib 1024
+
 bench-gateway: dev-venv
 	$(BIN)/python benchmarks/gateway_overhead.py
 
