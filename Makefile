@@ -77,11 +77,11 @@ bench-fleet: dev-venv
 bench-scale: dev-venv
 	$(BIN)/python benchmarks/fleet_scale.py --sizes 1 3 8
 
-# Needs the local default deployed (make demo) with its gateway.
 # A 1 GiB synthetic engine from one fleet host to two others: through the controller, host to host, plain rsync.
 bench-distribution: dev-venv
 	$(BIN)/python benchmarks/engine_distribution.py --mib 1024
 
+# Needs the local default deployed (make demo) with its gateway.
 bench-gateway: dev-venv
 	$(BIN)/python benchmarks/gateway_overhead.py
 
