@@ -13,6 +13,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import base64
 import hashlib
 import os
 import re
@@ -103,9 +104,15 @@ class Desired(object):
                 raise RepositoryError("%s is listed twice in files" % rel)
             seen.add(rel)
             content = entry.get("content")
-            if content is None:
-                content = ""
-            data = content if isinstance(content, bytes) else content.encode("utf-8", "surrogateescape")
+            if entry.get("content_base64") is not None:
+                try:
+                    data = base64.b64decode(entry["content_base64"], validate=True)
+                except (TypeError, ValueError) as exc:
+                    raise RepositoryError("%s: content_base64 is not base64 (%s)" % (rel, exc))
+            elif content is None:
+                data = b""
+            else:
+                data = content if isinstance(content, bytes) else content.encode("utf-8", "surrogateescape")
             mode = entry.get("mode")
             self.files.append({"path": rel, "data": data, "mode": file_mode if mode is None else mode})
         self.directories = []

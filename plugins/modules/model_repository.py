@@ -50,9 +50,14 @@ options:
         type: str
         required: true
       content:
-        description: The file's contents (text, written as UTF-8).
+        description: The file's contents (text, written as UTF-8). Mutually exclusive with O(files[].content_base64).
         type: str
-        default: ""
+      content_base64:
+        description:
+          - The file's exact bytes, base64-encoded (binary files; see the P(tritonfleet.serving.file_base64#lookup)
+            lookup). Mutually exclusive with O(files[].content).
+        type: str
+        version_added: 0.12.0
       mode:
         description: Mode of this file; O(file_mode) when not given.
         type: raw
@@ -185,9 +190,10 @@ def main():
             path=dict(type="path", required=True),
             files=dict(type="list", elements="dict", default=[], options=dict(
                 path=dict(type="str", required=True),
-                content=dict(type="str", default=""),
+                content=dict(type="str"),
+                content_base64=dict(type="str"),
                 mode=dict(type="raw"),
-            )),
+            ), mutually_exclusive=[("content", "content_base64")]),
             directories=dict(type="list", elements="str", default=[]),
             absent=dict(type="list", elements="str", default=[]),
             prune_versions=dict(type="list", elements="str", default=[]),

@@ -247,3 +247,22 @@ def test_write_atomically_leaves_no_temporary_file(tmp_path):
     repo.write_atomically(str(target), b"abc", 0o640)
     assert target.read_bytes() == b"abc" and oct(os.stat(target).st_mode & 0o777) == "0o640"
     assert os.listdir(tmp_path) == ["f"]
+
+
+def test_binary_files_arrive_byte_for_byte_through_content_base64(tmp_path):
+    import base64
+    root = tmp_path / "repo"
+    blob = bytes(range(256)) * 3 + b"\xff\xfe not utf-8"
+    files = args(root)["files"] + [{"path": "preprocessing/1/tokenizer.model",
+                                    "content_base64": base64.b64encode(blob).decode()}]
+    assert run(root, files=files)["changed"] is True
+    assert (root / "preprocessing" / "1" / "tokenizer.model").read_bytes() == blob
+    assert run(root, files=files)["changed"] is False
+
+
+def test_content_and_content_base64_exclude_each_other_and_bad_base64_is_named(tmp_path):
+    root = tmp_path / "repo"
+    both = run_module(model_repository.main, args(root, files=[{"path": "a", "content": "x", "content_base64": "eA=="}]))
+    assert both.failed and "mutually exclusive" in both.result["msg"]
+    bad = run_module(model_repository.main, args(root, files=[{"path": "a/b.bin", "content_base64": "not base64!"}]))
+    assert bad.failed and "a/b.bin: content_base64 is not base64" in bad.result["msg"]
