@@ -92,9 +92,10 @@ def scanned_files(root=REPO_ROOT):
     patterns = ["roles/*/tasks/**/*", "roles/*/handlers/**/*", "roles/*/templates/**/*", "roles/*/vars/**/*",
                 "roles/*/defaults/**/*", "roles/*/meta/main.yml", "playbooks/**/*.yml", "site.yml",
                 "molecule/**/*.yml", "inventories/**/*.yml"]
+    # molecule/resources/.cache holds the image builds' root file systems (a live /proc while one runs).
     files = set()
     for pattern in patterns:
-        files.update(p for p in root.glob(pattern) if p.is_file())
+        files.update(p for p in root.glob(pattern) if ".cache" not in p.relative_to(root).parts and p.is_file())
     return sorted(files)
 
 

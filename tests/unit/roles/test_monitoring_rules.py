@@ -206,7 +206,7 @@ def test_the_dcgm_exporter_runs_only_on_gpu_hosts_of_the_docker_runtime(tmp_path
                               tritonfleet_docker_ready=False)
     assert run.rc != 0
     assert run.stats["a1"]["failures"] == 1 and run.stats["b1"]["failures"] == 0, run
-    assert run.status("Run the DCGM exporter", host="b1") == "skipped"
+    assert run.status("Run the DCGM exporter on this host", host="b1") == "skipped"
     assert "monitoring_dcgm_exporter_image: 'nvcr.io/nvidia/k8s/dcgm-exporter' has no tag or digest" in run.messages(
         host="a1", failed_only=True), run
 
