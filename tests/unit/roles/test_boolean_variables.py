@@ -91,7 +91,7 @@ def scanned_files(root=REPO_ROOT):
     """Every file the collection reads variables in (argument specs only describe them)."""
     patterns = ["roles/*/tasks/**/*", "roles/*/handlers/**/*", "roles/*/templates/**/*", "roles/*/vars/**/*",
                 "roles/*/defaults/**/*", "roles/*/meta/main.yml", "playbooks/**/*.yml", "site.yml",
-                "molecule/**/*.yml", "inventories/**/*.yml"]
+                "molecule/*/*.yml", "molecule/*/*/*.yml", "molecule/*/*/*/*.yml", "inventories/**/*.yml"]
     # molecule/resources/.cache holds the image builds' root file systems (a live /proc while one runs).
     files = set()
     for pattern in patterns:
