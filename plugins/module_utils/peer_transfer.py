@@ -29,7 +29,7 @@ import time
 from ansible.module_utils.six.moves import http_client
 from ansible.module_utils.six.moves.urllib.error import HTTPError, URLError
 from ansible.module_utils.six.moves.urllib.parse import quote
-from ansible.module_utils.six.moves.urllib.request import Request, urlopen
+from ansible.module_utils.urls import open_url
 
 from ansible_collections.tritonfleet.serving.plugins.module_utils.hashing import file_sha256
 
@@ -284,10 +284,9 @@ class Share(object):
 
 
 def _open(url, timeout, start=0):
-    request = Request(url)
-    if start:
-        request.add_header("Range", "bytes=%d-" % start)
-    return urlopen(request, timeout=timeout)
+    headers = {"Range": "bytes=%d-" % start} if start else {}
+    # Plain HTTP on the hosts' network, no proxy: the source is a host of the play.
+    return open_url(url, headers=headers, timeout=timeout, use_proxy=False, follow_redirects="none")
 
 
 def read_index(base_url, token, timeout):

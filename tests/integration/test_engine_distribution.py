@@ -38,7 +38,7 @@ def play(inv, *extra, check=True):
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), ANSIBLE_FORCE_COLOR="0")
     argv = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", str(inv), PLAYBOOK,
             "-e", json.dumps(dict(engine_synthetic_mib=6, engine_synthetic_files=3))] + list(extra)
-    run = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600)
+    run = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600, check=False)
     if check:
         assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
     return run
@@ -129,7 +129,7 @@ def test_a_checkpoint_reaches_one_host_from_the_controller_and_the_others_host_t
     argv = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", str(inv), CHECKPOINT_PLAYBOOK] + extra
 
     def run():
-        done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600)
+        done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600, check=False)
         assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
         return done
 
