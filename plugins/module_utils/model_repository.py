@@ -21,6 +21,8 @@ import shutil
 import stat
 import tempfile
 
+from ansible_collections.tritonfleet.serving.plugins.module_utils.hashing import file_sha256
+
 VERSION_DIR_RE = re.compile(r"^[0-9]+$")
 # Text diffs are given for files up to this size; larger or binary ones are named only.
 DIFF_MAX_BYTES = 256 * 1024
@@ -32,14 +34,6 @@ class RepositoryError(Exception):
 
 def sha256_bytes(data):
     return hashlib.sha256(data).hexdigest()
-
-
-def sha256_file(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def relative_path(rel):
@@ -228,7 +222,7 @@ def plan(desired, resolve_mode=None):
         mode = resolve(entry["mode"], current_mode, False)
         old = None
         if st is not None and stat.S_ISREG(st.st_mode):
-            if st.st_size == len(entry["data"]) and sha256_file(path) == sha256_bytes(entry["data"]):
+            if st.st_size == len(entry["data"]) and file_sha256(path) == sha256_bytes(entry["data"]):
                 if _attributes_differ(st, mode, desired.uid, desired.gid):
                     actions["attributes"].append({"path": rel, "mode": mode, "is_dir": False})
                     actions["diff"].append(_attribute_diff(path, st, mode, desired))
