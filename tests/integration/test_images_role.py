@@ -357,4 +357,4 @@ def test_reference_without_tag_fails_before_the_host_is_touched(tmp_path):
     assert "images_extra[0]: 'busybox:latest' uses the tag 'latest'" in flat
     assert "images_registry_mirror: registry mirror 'https://mirror.example.com' has a URL scheme" in flat
     assert "Ask the Docker engine" not in result.output
-    assert result.ok == 1 and result.failed == 1  # argument specs passed, preflight failed
+    assert result.ok == 2 and result.failed == 1  # argument specs passed, the checks included, preflight failed
