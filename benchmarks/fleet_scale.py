@@ -48,7 +48,6 @@ import pathlib
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -60,6 +59,8 @@ import yaml
 REPO = pathlib.Path(__file__).resolve().parents[1]
 BIN = REPO / ".venv" / "bin"
 LOCAL_GROUP_VARS = REPO / "inventories" / "local" / "group_vars"
+sys.path.insert(0, str(REPO / ".collections"))
+from ansible_collections.tritonfleet.serving.plugins.module_utils.supervisor import port_in_use  # noqa: E402
 PORT_SPAN = 100  # ports each pseudo-host owns: servers at +0.., gateway +80.., monitoring +90..
 
 RECAP_HEADER = re.compile(r"^PLAY RECAP \**\s*$", re.M)
@@ -210,21 +211,9 @@ def setup(pattern, inventory_path, forks, log_dir, label):
     return run(argv, log_dir, label)[0]
 
 
-def port_free(port):
-    """Whether a server could listen on port (as servers do, with SO_REUSEADDR: a closed one's TIME_WAIT is no obstacle)."""
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind(("127.0.0.1", port))
-        return True
-    except OSError:
-        return False
-    finally:
-        sock.close()
-
-
 def busy_ports(port_base, size):
-    return [p for p in range(port_base, host_port_base(port_base, size)) if not port_free(p)]
+    # As servers bind (SO_REUSEADDR): a closed one's TIME_WAIT is no obstacle.
+    return [p for p in range(port_base, host_port_base(port_base, size)) if port_in_use(p, "127.0.0.1")]
 
 
 def ancestors():
